@@ -1,0 +1,159 @@
+"""BPR-MLP: matrix factorisation fused with an MLP over user and item embeddings, trained
+with the Bayesian personalised ranking loss.
+
+There is no canonical code for the BPR-MLP baseline of the P5/VIP5 papers. What is
+implemented here:
+
+- the scorer is NeuMF (He et al., "Neural Collaborative Filtering", WWW 2017, Sec. 3.4):
+  a GMF branch ``p_u * q_i`` (element-wise) and an MLP branch over the concatenation
+  ``[p'_u; q'_i]`` of a second, separate pair of embeddings (ReLU tower, e.g. 128 -> 64,
+  dropout), fused by one linear layer over ``[gmf; mlp]`` into a scalar score;
+- the loss is BPR (Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit
+  Feedback", UAI 2009): ``-log sigmoid(s(u, i) - s(u, j))`` for every training interaction
+  ``(u, i)`` with one negative ``j`` sampled uniformly from the items u never interacted
+  with in training, resampled every epoch; L2 on the embedding rows a batch touches (BPR's
+  per-sample regularisation) and Adam weight decay on the MLP and fusion weights;
+- trained from scratch (NCF's GMF/MLP pre-training is not used), minibatch Adam.
+
+Only the direct task: the query's 100 candidates are scored, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.data import BenchData
+from bench.model import rank_by_scores, torch_param_counts
+from bench.registry import register_model
+from bench.train import progress
+
+
+@dataclass
+class BPRMLPConfig:
+    factors: int = 64  # GMF embedding size, and the size of each MLP-branch embedding
+    layers: tuple[int, ...] = (128, 64)  # MLP tower widths (input = 2 * factors)
+    dropout: float = 0.2  # on the MLP tower's hidden layers
+    lr: float = 1e-3
+    l2: float = 1e-4  # on the embedding rows of each batch (per-sample, as BPR)
+    weight_decay: float = 1e-5  # Adam weight decay on the MLP and fusion weights
+    batch_size: int = 1024
+    epochs: int = 100
+    patience: int = 10  # epochs without validation NDCG@10 improvement before stopping
+
+
+class NeuMF(nn.Module):
+    def __init__(self, n_users: int, n_items: int, cfg: BPRMLPConfig):
+        super().__init__()
+        d = cfg.factors
+        self.user_gmf, self.item_gmf = nn.Embedding(n_users, d), nn.Embedding(n_items, d)
+        self.user_mlp, self.item_mlp = nn.Embedding(n_users, d), nn.Embedding(n_items, d)
+        tower, width = [], 2 * d
+        for out in cfg.layers:
+            tower += [nn.Linear(width, out), nn.ReLU(), nn.Dropout(cfg.dropout)]
+            width = out
+        self.mlp = nn.Sequential(*tower)
+        self.fuse = nn.Linear(d + width, 1)
+        for emb in (self.user_gmf, self.item_gmf, self.user_mlp, self.item_mlp):
+            nn.init.normal_(emb.weight, std=0.01)  # NCF's initialisation
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """users, items: equal-shaped id tensors [...] -> scores [...]."""
+        gmf = self.user_gmf(users) * self.item_gmf(items)  # [..., d]
+        mlp = self.mlp(torch.cat([self.user_mlp(users), self.item_mlp(items)], -1))  # [..., layers[-1]]
+        return self.fuse(torch.cat([gmf, mlp], -1)).squeeze(-1)  # [...]
+
+    def embeddings(self) -> list[nn.Embedding]:
+        return [self.user_gmf, self.item_gmf, self.user_mlp, self.item_mlp]
+
+    def sq_norms(self, users: torch.Tensor, *item_sets: torch.Tensor) -> torch.Tensor:
+        """Squared norms of the embedding rows of users [N] and of each item tensor [N], summed: [N]."""
+        rows = [self.user_gmf(users), self.user_mlp(users)]
+        rows += [emb(items) for items in item_sets for emb in (self.item_gmf, self.item_mlp)]
+        return sum(r.pow(2).sum(-1) for r in rows)
+
+
+def training_pairs(data: BenchData) -> tuple[np.ndarray, np.ndarray]:
+    """(users, items) of the training interactions, one row each (duplicates kept)."""
+    seqs = data.train_sequences()
+    users = np.concatenate([np.full(len(s), u, dtype=np.int64) for u, s in enumerate(seqs)])
+    return users, np.concatenate(seqs).astype(np.int64)
+
+
+def sample_negatives(users: np.ndarray, seen: np.ndarray, n_items: int, rng: np.random.Generator) -> np.ndarray:
+    """One item per user that the user never interacted with in training. `seen` holds the
+    sorted keys user * n_items + item of the training interactions; collisions are redrawn."""
+    neg = rng.integers(0, n_items, len(users))
+    bad = np.flatnonzero(np.isin(users * n_items + neg, seen))
+    while len(bad):
+        neg[bad] = rng.integers(0, n_items, len(bad))
+        bad = bad[np.isin(users[bad] * n_items + neg[bad], seen)]
+    return neg
+
+
+@register_model("bpr_mlp", tasks={"direct"}, config=BPRMLPConfig)
+class BPRMLP:
+    """BPR-MLP: NeuMF-style MF + MLP fusion (He et al., WWW 2017) trained with BPR (Rendle et al., UAI 2009)."""
+
+    TUNE_GRID = {"l2": [1e-5, 1e-4, 1e-3], "dropout": [0.0, 0.2, 0.5], "lr": [1e-3, 3e-3]}
+
+    def __init__(self, cfg: BPRMLPConfig, data: BenchData, *, task: str, device: str = "cpu", seed: int = 0):
+        self.cfg, self.data, self.device = cfg, data, device
+        torch.manual_seed(seed)  # the same seed gives the same initial network, whoever calls
+        self.net = NeuMF(data.n_users, data.n_items, cfg).to(device)
+        self.rng = np.random.default_rng(seed)
+
+    def fit(self, log) -> None:
+        cfg, n_items = self.cfg, self.data.n_items
+        users, items = training_pairs(self.data)
+        seen = np.unique(users * n_items + items)  # sorted keys for the negative sampler
+        emb = [e.weight for e in self.net.embeddings()]
+        rest = [*self.net.mlp.parameters(), *self.net.fuse.parameters()]
+        # embeddings get the per-sample L2 in the loss instead of weight decay, which with Adam
+        # would shrink every row at every step, also the rows the batch did not use
+        opt = torch.optim.Adam([{"params": emb}, {"params": rest, "weight_decay": cfg.weight_decay}], lr=cfg.lr)
+        for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
+            self.net.train()
+            order = self.rng.permutation(len(users))
+            negs = sample_negatives(users, seen, n_items, self.rng)
+            total = 0.0
+            for start in progress(range(0, len(order), cfg.batch_size), desc="bpr_mlp batches"):
+                idx = order[start : start + cfg.batch_size]
+                u = torch.from_numpy(users[idx]).to(self.device)  # [B]
+                i = torch.from_numpy(items[idx]).to(self.device)  # [B]
+                j = torch.from_numpy(negs[idx]).to(self.device)  # [B]
+                diff = self.net(u, i) - self.net(u, j)  # [B]
+                reg = self.net.sq_norms(u, i, j)  # [B]
+                loss = -F.logsigmoid(diff).mean() + cfg.l2 * reg.mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+            log.loss(total / len(order))
+
+    @torch.no_grad()
+    def _scores(self, batch, cands) -> np.ndarray:
+        self.net.eval()
+        if cands is None:  # full ranking (not used by the direct task, kept for completeness)
+            cands = np.broadcast_to(np.arange(self.data.n_items), (len(batch), self.data.n_items))
+        items = torch.as_tensor(np.ascontiguousarray(cands), device=self.device)  # [B, C]
+        users = torch.as_tensor([q.user for q in batch], device=self.device)[:, None].expand_as(items)  # [B, C]
+        return self.net(users, items).float().cpu().numpy()  # [B, C]
+
+    def rank(self, queries, k: int) -> list[list[int]]:
+        return rank_by_scores(queries, k, self._scores)
+
+    def save(self, path: Path) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        torch.save(self.net.state_dict(), Path(path) / "bpr_mlp.pt")
+
+    def load(self, path: Path) -> None:
+        self.net.load_state_dict(torch.load(Path(path) / "bpr_mlp.pt", map_location=self.device, weights_only=True))
+
+    def num_params(self) -> tuple[int, int]:
+        return torch_param_counts(self.net)

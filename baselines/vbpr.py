@@ -1,0 +1,164 @@
+"""VBPR: visual Bayesian personalised ranking.
+
+He & McAuley, "VBPR: Visual Bayesian Personalized Ranking from Implicit Feedback", AAAI 2016.
+
+The preference predictor (paper Eq. 4) with the item bias only (the global offset and user
+bias cancel in the pairwise loss)::
+
+    x(u, i) = beta_i + gamma_u . gamma_i + theta_u . (E f_i) + beta' . f_i
+
+where f_i is the item's visual feature vector (``data.features(cfg.visual_encoder)``, the same
+features VIP5 uses; any dimension D), E [K' x D] projects it into the user's visual
+preference space and beta' [D] is a visual bias. Trained with BPR (one negative drawn
+uniformly from the items the user never interacted with in training, per training
+interaction, redrawn every epoch) with minibatch Adam instead of the paper's SGD.
+
+Regularisation follows the paper: L2 on the parameters a sampled triple (u, i, j) touches,
+lambda_theta on gamma_u, gamma_i, gamma_j, theta_u and lambda_beta on beta_i, beta_j; the shared
+E and beta' have their own weight lambda_E, 0 by default (the authors leave them
+unregularised: few parameters, shared by all items). Features are L2-normalised per item by
+default so that one learning rate suits any encoder (CLIP features already are).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.data import BenchData
+from bench.model import rank_by_scores, torch_param_counts
+from bench.registry import register_model
+from bench.train import progress
+
+
+@dataclass
+class VBPRConfig:
+    factors: int = 32  # K: latent (non-visual) factors gamma
+    visual_factors: int = 32  # K': visual factors theta_u and the rows of E
+    visual_encoder: str | None = None  # feature set; None = the dataset's default
+    normalize_features: bool = True  # L2-normalise each item's feature vector
+    lr: float = 1e-3
+    lambda_theta: float = 1e-4  # L2 on gamma_u, gamma_i, gamma_j, theta_u (per sampled triple)
+    lambda_beta: float = 1e-4  # L2 on the item biases beta_i, beta_j
+    lambda_e: float = 0.0  # L2 on E and beta' (shared by all items; the paper leaves them free)
+    batch_size: int = 1024
+    epochs: int = 100
+    patience: int = 10  # epochs without validation NDCG@10 improvement before stopping
+
+
+class VBPRNet(nn.Module):
+    def __init__(self, n_users: int, features: torch.Tensor, cfg: VBPRConfig):
+        super().__init__()
+        n_items, dim = features.shape
+        # [n_items, D] fixed data, not trained and not saved with the checkpoint
+        self.register_buffer("features", features, persistent=False)
+        self.beta_item = nn.Embedding(n_items, 1)
+        self.gamma_user, self.gamma_item = nn.Embedding(n_users, cfg.factors), nn.Embedding(n_items, cfg.factors)
+        self.theta_user = nn.Embedding(n_users, cfg.visual_factors)
+        self.E = nn.Linear(dim, cfg.visual_factors, bias=False)  # f_i -> E f_i
+        self.beta_visual = nn.Linear(dim, 1, bias=False)  # f_i -> beta' . f_i
+        for emb in (self.gamma_user, self.gamma_item, self.theta_user):
+            nn.init.normal_(emb.weight, std=0.01)
+        nn.init.zeros_(self.beta_item.weight)
+        nn.init.normal_(self.E.weight, std=0.01)
+        nn.init.zeros_(self.beta_visual.weight)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """users [B], items [B, C] -> scores x(u, i) [B, C]."""
+        f = self.features[items]  # [B, C, D]
+        latent = (self.gamma_item(items) * self.gamma_user(users)[:, None]).sum(-1)  # [B, C]
+        visual = (self.E(f) * self.theta_user(users)[:, None]).sum(-1)  # [B, C]
+        return self.beta_item(items).squeeze(-1) + latent + visual + self.beta_visual(f).squeeze(-1)  # [B, C]
+
+
+def training_pairs(data: BenchData) -> tuple[np.ndarray, np.ndarray]:
+    """(users, items) of the training interactions, one row each (duplicates kept)."""
+    seqs = data.train_sequences()
+    users = np.concatenate([np.full(len(s), u, dtype=np.int64) for u, s in enumerate(seqs)])
+    return users, np.concatenate(seqs).astype(np.int64)
+
+
+def sample_negatives(users: np.ndarray, seen: np.ndarray, n_items: int, rng: np.random.Generator) -> np.ndarray:
+    """One item per user that the user never interacted with in training. `seen` holds the
+    sorted keys user * n_items + item of the training interactions; collisions are redrawn."""
+    neg = rng.integers(0, n_items, len(users))
+    bad = np.flatnonzero(np.isin(users * n_items + neg, seen))
+    while len(bad):
+        neg[bad] = rng.integers(0, n_items, len(bad))
+        bad = bad[np.isin(users[bad] * n_items + neg[bad], seen)]
+    return neg
+
+
+@register_model("vbpr", tasks={"direct"}, config=VBPRConfig)
+class VBPR:
+    """VBPR (He & McAuley, AAAI 2016): BPR-MF plus a visual term from item image features."""
+
+    TUNE_GRID = {"lambda_theta": [1e-5, 1e-4, 1e-3], "lr": [1e-3, 3e-3], "visual_factors": [16, 32, 64]}
+
+    def __init__(self, cfg: VBPRConfig, data: BenchData, *, task: str, device: str = "cpu", seed: int = 0):
+        data.require("features", "vbpr")
+        self.cfg, self.data, self.device = cfg, data, device
+        feats = torch.from_numpy(data.features(cfg.visual_encoder))  # [n_items, D]
+        if cfg.normalize_features:
+            feats = F.normalize(feats, dim=1)
+        torch.manual_seed(seed)  # the same seed gives the same initial network, whoever calls
+        self.net = VBPRNet(data.n_users, feats, cfg).to(device)
+        self.rng = np.random.default_rng(seed)
+
+    def fit(self, log) -> None:
+        cfg, n_items, net = self.cfg, self.data.n_items, self.net
+        users, items = training_pairs(self.data)
+        seen = np.unique(users * n_items + items)  # sorted keys for the negative sampler
+        # the paper's L2 goes into the loss for the rows a triple touches (Adam's weight decay
+        # would shrink every row at every step); E and beta' take weight decay lambda_E
+        opt = torch.optim.Adam([
+            {"params": [net.beta_item.weight, net.gamma_user.weight, net.gamma_item.weight, net.theta_user.weight]},
+            {"params": [net.E.weight, net.beta_visual.weight], "weight_decay": cfg.lambda_e},
+        ], lr=cfg.lr)
+        for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
+            net.train()
+            order = self.rng.permutation(len(users))
+            negs = sample_negatives(users, seen, n_items, self.rng)
+            total = 0.0
+            for start in progress(range(0, len(order), cfg.batch_size), desc="vbpr batches"):
+                idx = order[start : start + cfg.batch_size]
+                u = torch.from_numpy(users[idx]).to(self.device)  # [B]
+                ij = torch.from_numpy(np.stack([items[idx], negs[idx]], 1)).to(self.device)  # [B, 2] (pos, neg)
+                x = net(u, ij)  # [B, 2]
+                reg = cfg.lambda_theta * (
+                    net.gamma_user(u).pow(2).sum(-1) + net.theta_user(u).pow(2).sum(-1)
+                    + net.gamma_item(ij).pow(2).sum((-2, -1))
+                ) + cfg.lambda_beta * net.beta_item(ij).pow(2).sum((-2, -1))  # [B]
+                loss = -F.logsigmoid(x[:, 0] - x[:, 1]).mean() + reg.mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+            log.loss(total / len(order))
+
+    @torch.no_grad()
+    def _scores(self, batch, cands) -> np.ndarray:
+        self.net.eval()
+        if cands is None:  # full ranking (not used by the direct task, kept for completeness)
+            cands = np.broadcast_to(np.arange(self.data.n_items), (len(batch), self.data.n_items))
+        items = torch.as_tensor(np.ascontiguousarray(cands), device=self.device)  # [B, C]
+        users = torch.as_tensor([q.user for q in batch], device=self.device)  # [B]
+        return self.net(users, items).float().cpu().numpy()  # [B, C]
+
+    def rank(self, queries, k: int) -> list[list[int]]:
+        return rank_by_scores(queries, k, self._scores)
+
+    def save(self, path: Path) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        torch.save(self.net.state_dict(), Path(path) / "vbpr.pt")
+
+    def load(self, path: Path) -> None:
+        self.net.load_state_dict(torch.load(Path(path) / "vbpr.pt", map_location=self.device, weights_only=True))
+
+    def num_params(self) -> tuple[int, int]:
+        return torch_param_counts(self.net)

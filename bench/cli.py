@@ -1,0 +1,173 @@
+"""Command line: ``python -m bench {run,ls,data} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from bench.errors import BenchError, UsageError
+
+
+def _csv(s: str) -> list[str]:
+    return [p.strip() for p in s.split(",") if p.strip()]
+
+
+def _ints(s: str) -> list[int]:
+    try:
+        return [int(p) for p in _csv(s)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+
+
+def _add_data_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", default=None, help="dataset directory (default: $BENCH_DATA or ./data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m bench", description="vip5-bench: VIP5 and its baselines, one evaluator.")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train and evaluate models; print the comparison table")
+    run.add_argument("--task", default=None, help="sequential, direct or explanation (default: every task)")
+    run.add_argument("--dataset", default="synthetic", help="dataset name (default: the embedded 'synthetic')")
+    run.add_argument("--models", type=_csv, default=None, help="comma-separated model names (default: all for the task)")
+    run.add_argument("--seeds", type=_ints, default=[2022], help="comma-separated seeds (default: 2022)")
+    run.add_argument("--epochs", type=int, default=None, help="maximum epochs (overrides each model's config)")
+    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    run.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", help="config override; repeatable")
+    run.add_argument("--indexing", default="random", help="item indexing: random (leak-free) or sequential (P5's)")
+    run.add_argument("--results-dir", default="results", help="where run records go (default: ./results)")
+    run.add_argument("--tag", default=None, help="name for this configuration variant in records and tables")
+    _add_data_root(run)
+
+    sub.add_parser("ls", help="list models (with their tasks), tasks and datasets").add_argument("--data-root", default=None)
+
+    data = sub.add_parser("data", help="import, generate and inspect datasets")
+    dsub = data.add_subparsers(dest="data_cmd", metavar="ACTION")
+    imp = dsub.add_parser("import", help="import a P5/VIP5 release directory or a plain sequence file")
+    imp.add_argument("path")
+    imp.add_argument("--name", required=True)
+    imp.add_argument("--seed", type=int, default=2022, help="seed for candidate lists and splits")
+    _add_data_root(imp)
+    show = dsub.add_parser("show", help="counts, tasks available, provenance")
+    show.add_argument("name")
+    _add_data_root(show)
+    gen = dsub.add_parser("generate", help="(re)generate a synthetic dataset")
+    gen.add_argument("--name", default="synthetic")
+    gen.add_argument("--users", type=int, default=None)
+    gen.add_argument("--items", type=int, default=None)
+    gen.add_argument("--seed", type=int, default=2022)
+    _add_data_root(gen)
+    return ap
+
+
+def cmd_run(args) -> int:
+    from bench.config import parse_sets
+    from bench.report import comparison_table
+    from bench.runner import execute, plan_run
+
+    plan = plan_run(
+        task=args.task, dataset=args.dataset, models=args.models, seeds=args.seeds, overrides=parse_sets(args.sets),
+        epochs=args.epochs, device=args.device, indexing=args.indexing, data_root_=args.data_root,
+        results_dir=args.results_dir, tag=args.tag,
+    )
+    results = execute(plan, command="python -m bench " + shlex.join(sys.argv[1:]))
+    for task in plan.tasks:
+        recs = [r for res in results if res.task == task for r in res.records]
+        fails = [(res.model, res.error) for res in results if res.task == task and res.error]
+        print(f"\n## {task} · {plan.dataset} · indexing={plan.indexing} · test split\n")
+        print(comparison_table(recs, task, fails))
+    print(f"\nrecords: {plan.results_dir}/runs/{plan.dataset}/")
+    return 1 if any(r.error for r in results) else 0
+
+
+def cmd_ls(args) -> int:
+    from tabulate import tabulate
+
+    from bench.data import TASKS, data_root, known_datasets
+    from bench.data.store import read_manifest
+    from bench.registry import all_models
+
+    rows = [[n, ", ".join(t for t in TASKS if t in s.tasks), s.summary] for n, s in all_models().items()]
+    print("Models\n" + tabulate(rows, headers=["model", "tasks", "description"]))
+    print("\nTasks: " + ", ".join(TASKS))
+    drows = []
+    for name in known_datasets(args.data_root):
+        path = data_root(args.data_root) / name
+        if (path / "manifest.json").exists():
+            m = read_manifest(path)
+            c = m["counts"]
+            drows.append([name, c["users"], c["items"], c["interactions"], c["reviews"], ", ".join(m["tasks"])])
+        else:
+            drows.append([name, "", "", "", "", "(embedded; generated on first use)"])
+    print(f"\nDatasets (data root: {data_root(args.data_root)})\n"
+          + tabulate(drows, headers=["dataset", "users", "items", "interactions", "reviews", "tasks"]))
+    return 0
+
+
+def cmd_data(args) -> int:
+    from pathlib import Path
+
+    from bench.data import data_root
+
+    if args.data_cmd == "import":
+        from bench.data.importers import import_path
+
+        out = import_path(Path(args.path), data_root(args.data_root), args.name, seed=args.seed)
+        print(f"imported {args.path} as {args.name!r} -> {out}")
+        return _show(args.name, args.data_root)
+    if args.data_cmd == "show":
+        return _show(args.name, args.data_root)
+    if args.data_cmd == "generate":
+        from bench.data.synthetic import generate
+
+        kw = {k: v for k, v in (("n_users", args.users), ("n_items", args.items)) if v is not None}
+        out = generate(data_root(args.data_root), name=args.name, seed=args.seed, **kw)
+        print(f"generated {out}")
+        return _show(args.name, args.data_root)
+    raise UsageError("python -m bench data: choose an action: import, show or generate")
+
+
+def _show(name: str, root) -> int:
+    import json
+
+    from bench.data import check_dataset_name, data_root, load_dataset
+
+    check_dataset_name(name, root)
+    data = load_dataset(name, root)
+    m = data.manifest
+    print(f"dataset {name}  ({data_root(root) / name})")
+    for k, v in m["counts"].items():
+        print(f"  {k:<14}{v:>10,}")
+    lens = [len(s) for s in data.sequences]
+    print(f"  sequence length: min {min(lens)}, mean {sum(lens) / len(lens):.1f}, max {max(lens)}")
+    print(f"  tasks:          {', '.join(data.tasks)}")
+    print(f"  attributes:     {'yes' if any(it.attributes for it in data.items) else 'no'}")
+    print(f"  feature sets:   {', '.join(data.feature_sets) or 'none'}")
+    print(f"  created:        {m.get('created')}  seed {m['seed']}")
+    print("  provenance:     " + json.dumps(m.get("provenance", {}), indent=2).replace("\n", "\n  "))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        argv = ["run"]  # `python -m bench` alone runs the main job
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "run":
+            return cmd_run(args)
+        if args.cmd == "ls":
+            return cmd_ls(args)
+        if args.cmd == "data":
+            return cmd_data(args)
+        parser.print_help()
+        return 2
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

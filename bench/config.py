@@ -1,0 +1,89 @@
+"""Model configs: one dataclass per model; ``--set key=value`` overrides type-checked against it."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+from bench.errors import UsageError
+
+
+def parse_sets(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise UsageError(f"--set {p!r}: expected key=value")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _convert(key: str, raw: Any, typ) -> Any:
+    origin = get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(typ)
+        if type(None) in args and (raw is None or str(raw).lower() in ("none", "null", "")):
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(key, raw, a)
+            except UsageError as e:
+                errors.append(str(e))
+        raise UsageError("; ".join(errors))
+    if origin is Literal:
+        choices = get_args(typ)
+        for c in choices:
+            if str(c) == str(raw):
+                return c
+        raise UsageError(f"--set {key}={raw}: must be one of {', '.join(map(str, choices))}")
+    if typ is bool:
+        if isinstance(raw, bool):
+            return raw
+        s = str(raw).lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"--set {key}={raw}: expected a boolean (true/false)")
+    if typ in (int, float):
+        if isinstance(raw, bool):
+            raise UsageError(f"--set {key}={raw}: expected {typ.__name__}")
+        try:
+            if typ is int and isinstance(raw, float) and not raw.is_integer():
+                raise ValueError
+            return typ(raw) if not isinstance(raw, str) else typ(float(raw)) if typ is int and "e" in raw else typ(raw)
+        except (TypeError, ValueError):
+            raise UsageError(f"--set {key}={raw}: expected {typ.__name__}") from None
+    if typ is str:
+        return str(raw)
+    if origin in (tuple, list):
+        (inner, *_) = get_args(typ) or (str,)
+        parts = raw if isinstance(raw, list | tuple) else [p for p in str(raw).split(",") if p]
+        return origin(_convert(key, p, inner) for p in parts)
+    raise UsageError(f"--set {key}: unsupported config type {typ}")
+
+
+def build_config(config_cls: type, overrides: dict[str, Any], *, strict: bool = True):
+    """An instance of `config_cls` with `overrides` applied (type-checked).
+
+    strict=True: unknown keys are errors naming the known keys.
+    """
+    hints = get_type_hints(config_cls)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = set(overrides) - fields
+    if unknown and strict:
+        raise UsageError(
+            f"unknown config key(s) {', '.join(sorted(unknown))} for {config_cls.__name__}; "
+            f"known: {', '.join(sorted(fields))}"
+        )
+    values = {k: _convert(k, v, hints[k]) for k, v in overrides.items() if k in fields}
+    return dataclasses.replace(config_cls(), **values)
+
+
+def config_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,248 @@
+"""The loaded, validated view of a dataset that every model receives (`BenchData`).
+
+Loading applies the item indexing (``random`` or ``sequential``) so that a model only ever
+sees one consistent numbering; splits are derived here, in one place, for every model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from bench.data.splits import INDEXINGS, item_permutation
+from bench.data.store import (
+    MIN_SEQUENCE,
+    N_CANDIDATES,
+    DataFormatError,
+    Item,
+    Review,
+    User,
+    read_int_rows,
+    read_jsonl,
+    read_manifest,
+    tasks_of,
+    verify_checksums,
+)
+from bench.errors import MissingDataError, UnknownNameError
+
+TASKS = ("sequential", "direct", "explanation")
+SPLITS = ("val", "test")
+SYNTHETIC = "synthetic"
+
+
+@dataclass(frozen=True)
+class RankQuery:
+    """One ranking request. `history` = the user's items before the target, oldest first.
+    `candidates` is set for the direct task (the model ranks only those); None = all items."""
+
+    user: int
+    history: np.ndarray
+    candidates: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ExplainQuery:
+    """One explanation request; `feature` is the hint word (used by PETER+ and prompt C-12 style models)."""
+
+    user: int
+    item: int
+    feature: str
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    return Path(root or os.environ.get("BENCH_DATA") or "data")
+
+
+def known_datasets(root: str | Path | None = None) -> list[str]:
+    root = data_root(root)
+    names = {SYNTHETIC}
+    if root.is_dir():
+        names |= {p.name for p in root.iterdir() if (p / "manifest.json").is_file() and not p.name.startswith(".")}
+    return sorted(names)
+
+
+def check_dataset_name(name: str, root: str | Path | None = None) -> None:
+    """Fail before loading anything when `name` is neither imported nor the embedded dataset."""
+    known = known_datasets(root)
+    if name not in known:
+        raise UnknownNameError(
+            "dataset",
+            name,
+            known,
+            hint=f"(import it with: python -m bench data import PATH --name {name}; data root: {data_root(root)})",
+        )
+
+
+def load_dataset(name: str, root: str | Path | None = None, indexing: str = "random", verify: bool = True) -> BenchData:
+    """Load (generating `synthetic` on first use) and validate a dataset."""
+    root = data_root(root)
+    if indexing not in INDEXINGS:
+        raise UnknownNameError("indexing", indexing, INDEXINGS)
+    ds_dir = root / name
+    if name == SYNTHETIC and not (ds_dir / "manifest.json").exists():
+        from bench.data.synthetic import generate
+
+        generate(root, name=SYNTHETIC)
+    check_dataset_name(name, root)
+    return BenchData.load(ds_dir, indexing=indexing, verify=verify)
+
+
+@dataclass
+class BenchData:
+    name: str
+    path: Path
+    manifest: dict
+    indexing: str
+    users: list[User]
+    items: list[Item]
+    sequences: list[np.ndarray]  # per user, model-facing item ids, time order
+    candidates: dict[str, np.ndarray]  # split -> [n_users, 100]
+    reviews: list[Review] = field(default_factory=list)
+    perm: np.ndarray | None = None  # stored item id -> model-facing id
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, ds_dir: Path, indexing: str = "random", verify: bool = True) -> BenchData:
+        ds_dir = Path(ds_dir)
+        manifest = read_manifest(ds_dir)
+        if verify:
+            verify_checksums(ds_dir, manifest)
+        users = [
+            User(raw_id=r["raw_id"], name=r.get("name", ""))
+            for r in _check_ids(ds_dir / "users.jsonl", read_jsonl(ds_dir / "users.jsonl", {"id": int, "raw_id": str}))
+        ]
+        item_rows = _check_ids(ds_dir / "items.jsonl", read_jsonl(ds_dir / "items.jsonl", {"id": int, "raw_id": str}))
+        items = [Item(raw_id=r["raw_id"], title=r.get("title", ""), attributes=list(r.get("attributes", []))) for r in item_rows]
+        n_users, n_items = len(users), len(items)
+        seqs = read_int_rows(ds_dir / "sequences.txt", n_ids=n_items, min_width=MIN_SEQUENCE)
+        if len(seqs) != n_users:
+            raise DataFormatError(ds_dir / "sequences.txt", f"{len(seqs)} lines for {n_users} users")
+        cands = {}
+        for split in SPLITS:
+            path = ds_dir / f"candidates_{split}.txt"
+            rows = read_int_rows(path, n_ids=n_items, width=N_CANDIDATES)
+            if len(rows) != n_users:
+                raise DataFormatError(path, f"{len(rows)} lines for {n_users} users")
+            cands[split] = np.stack(rows) if rows else np.zeros((0, N_CANDIDATES), np.int64)
+            target = np.array([s[-2] if split == "val" else s[-1] for s in seqs], dtype=np.int64)
+            bad = np.flatnonzero(~(cands[split] == target[:, None]).any(1))
+            if len(bad):
+                raise DataFormatError(path, "candidate list does not contain the user's target item", int(bad[0]) + 1)
+        reviews = []
+        if (ds_dir / "reviews.jsonl").exists():
+            path = ds_dir / "reviews.jsonl"
+            num = (int, float)
+            spec = {"user": int, "item": int, "rating": num, "feature": str, "explanation": str, "split": str}
+            for lineno, r in enumerate(read_jsonl(path, spec), 1):
+                if not (0 <= r["user"] < n_users and 0 <= r["item"] < n_items):
+                    raise DataFormatError(path, "user or item id out of range", lineno)
+                if r["split"] not in ("train", "val", "test"):
+                    raise DataFormatError(path, f"split must be train/val/test, got {r['split']!r}", lineno)
+                reviews.append(Review(**{k: r.get(k, "") for k in Review.__dataclass_fields__}))
+
+        perm = item_permutation(indexing, seqs, n_items, manifest["seed"])
+        inv = np.argsort(perm)  # model-facing id -> stored id
+        items = [items[i] for i in inv]
+        seqs = [perm[s] for s in seqs]
+        cands = {k: perm[v] for k, v in cands.items()}
+        for r in reviews:
+            r.item = int(perm[r.item])
+        return cls(manifest["name"], ds_dir, manifest, indexing, users, items, seqs, cands, reviews, perm)
+
+    # ------------------------------------------------------------------ facts
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def tasks(self) -> list[str]:
+        return tasks_of(self.manifest)
+
+    def require(self, what: str, model: str) -> None:
+        """Fail before training when the dataset lacks what a model needs."""
+        have = {
+            "attributes": any(it.attributes for it in self.items),
+            "features": bool(self.manifest.get("features")),
+            "reviews": bool(self.reviews),
+            "images": (self.path / "images").is_dir(),
+        }
+        if not have[what]:
+            raise MissingDataError(f"model {model!r} needs item {what} but dataset {self.name!r} has none")
+
+    # ------------------------------------------------------------------ splits (leave-one-out, as P5)
+
+    def train_sequences(self) -> list[np.ndarray]:
+        """Each user's items except the validation and test targets."""
+        return [s[:-2] for s in self.sequences]
+
+    def rank_queries(self, task: str, split: str) -> list[RankQuery]:
+        """val: history seq[:-2] -> target seq[-2]; test: history seq[:-1] -> target seq[-1]."""
+        cut = -2 if split == "val" else -1
+        cands = self.candidates[split] if task == "direct" else None
+        return [
+            RankQuery(u, s[:cut], None if cands is None else cands[u]) for u, s in enumerate(self.sequences)
+        ]
+
+    def rank_targets(self, split: str) -> np.ndarray:
+        cut = -2 if split == "val" else -1
+        return np.array([s[cut] for s in self.sequences], dtype=np.int64)
+
+    def review_split(self, split: str) -> list[Review]:
+        return [r for r in self.reviews if r.split == split]
+
+    def explain_queries(self, split: str) -> list[ExplainQuery]:
+        return [ExplainQuery(r.user, r.item, r.feature) for r in self.review_split(split)]
+
+    # ------------------------------------------------------------------ visual features and images
+
+    @property
+    def feature_sets(self) -> list[str]:
+        return sorted(self.manifest.get("features", {}))
+
+    def features(self, encoder: str | None = None) -> np.ndarray:
+        """[n_items, d] float32 item visual features, rows in model-facing item order."""
+        known = self.feature_sets
+        if not known:
+            raise MissingDataError(f"dataset {self.name!r} has no item visual features (see: python -m bench features)")
+        encoder = encoder or self.manifest.get("default_features") or known[0]
+        if encoder not in known:
+            raise UnknownNameError("feature set", encoder, known)
+        return self._features(encoder)
+
+    def _features(self, encoder: str) -> np.ndarray:
+        cache = self.__dict__.setdefault("_feature_cache", {})
+        if encoder not in cache:
+            path = self.path / "features" / f"{encoder}.npy"
+            arr = np.load(path, allow_pickle=False)
+            if arr.shape[0] != self.n_items:
+                raise DataFormatError(path, f"{arr.shape[0]} rows for {self.n_items} items")
+            cache[encoder] = arr[np.argsort(self.perm)].astype(np.float32)
+        return cache[encoder]
+
+    def image_path(self, item: int) -> Path:
+        return self.path / "images" / f"{self.items[item].raw_id}.png"
+
+    @cached_property
+    def item_popularity(self) -> np.ndarray:
+        """Training-interaction count per item (validation and test targets excluded)."""
+        counts = np.zeros(self.n_items, dtype=np.int64)
+        for s in self.train_sequences():
+            np.add.at(counts, s, 1)
+        return counts
+
+
+def _check_ids(path: Path, rows: list[dict]) -> list[dict]:
+    for lineno, r in enumerate(rows, 1):
+        if r["id"] != lineno - 1:
+            raise DataFormatError(path, f"expected id {lineno - 1}, got {r['id']} (ids are line order)", lineno)
+    return rows

@@ -1,0 +1,320 @@
+"""The embedded ``synthetic`` dataset: a small shop whose hidden structure is known, so the
+benchmark can check that models find it.
+
+Generative story (every draw comes from `seed`, one independent random stream per part, so
+the same seed gives byte-identical files):
+
+* **Items.** Each item belongs to one *genre* (outerwear, footwear, ...), has a brand (each
+  brand makes one genre), a title "<adjective> <Brand> <noun>" and attributes
+  ``brand:<b>``, ``category:<genre>``, ``type:<noun>``.  Each item also has a hidden
+  *visual style* (one of `STYLES`), drawn independently of genre and brand, so it can be
+  recovered only from the item's image or its feature vector, never from its text.
+  Items have a skewed (log-normal) base popularity.
+* **Images and features.** The style decides an image's palette and pattern (stripes,
+  checks, dots, ...); per-item jitter and pixel noise make every image different.  The
+  feature set ``synthetic`` is the generator's own "encoder": a fixed random embedding of the
+  style plus per-item noise, i.e. a noisy function of what the image shows.
+* **Users** have a genre taste (a peaked Dirichlet draw), one preferred visual style, a
+  made-up first name, a favourite review "voice" and aspects they comment on.
+* **Sequences.** A user's first item is a taste-driven draw: softmax of popularity + genre
+  taste + a large bonus when the item's style is the user's style.  Each next item follows
+  the previous one through its fixed "successors" (three items of the same style, mostly of
+  the same genre) with probability `FOLLOW`, else it is another taste-driven draw.  Items
+  never repeat within a user.  So item-to-item transitions are learnable (sequential models
+  beat popularity) and which items a user touches depends strongly on the visual match
+  (image/feature-aware models beat plain matrix factorisation on the direct task).
+* **Reviews.** A few interactions per user get a rating (user-item match + brand quality +
+  noise), a feature word of the item's genre (chosen by the user's aspect preferences), a
+  templated explanation in the user's voice whose adjective follows the rating, and a short
+  headline.  Explanations are learnable from (user, item, feature, rating) but not
+  memorisable as one sentence.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.data.store import Item, Review, User, write_dataset
+
+# ---------------------------------------------------------------------------- vocabulary
+
+# Hidden visual styles: name -> (palette, pattern). Five palettes x five patterns, each palette
+# used by two styles and each pattern by two, so neither colour nor pattern alone names a style.
+# These words never occur in titles, attributes or reviews (a test asserts it): text alone
+# cannot reveal a style.
+PALETTES = {
+    "warm": ((200, 40, 30), (250, 160, 40)),
+    "cold": ((30, 70, 200), (225, 235, 250)),
+    "green": ((40, 150, 60), (230, 220, 70)),
+    "sand": ((150, 100, 50), (235, 205, 150)),
+    "purple": ((130, 40, 160), (245, 150, 200)),
+}
+STYLES = {
+    "ember": ("warm", "hstripes"), "cinder": ("warm", "dots"),
+    "glacier": ("cold", "checks"), "lagoon": ("cold", "diagonal"),
+    "meadow": ("green", "dots"), "moss": ("green", "rings"),
+    "dune": ("sand", "diagonal"), "canyon": ("sand", "hstripes"),
+    "orchid": ("purple", "rings"), "plum": ("purple", "checks"),
+}
+STYLE_NAMES = tuple(STYLES)
+
+# genre -> (nouns, feature words reviewers talk about)
+GENRES = {
+    "outerwear": (("jacket", "coat", "parka", "vest"), ("fit", "warmth", "zipper", "fabric")),
+    "footwear": (("sneaker", "boot", "sandal", "loafer"), ("sole", "comfort", "laces", "grip")),
+    "kitchen": (("mug", "kettle", "skillet", "teapot"), ("handle", "lid", "weight", "finish")),
+    "audio": (("headphones", "speaker", "earbuds", "radio"), ("sound", "bass", "battery", "volume")),
+    "bags": (("backpack", "tote", "satchel", "wallet"), ("strap", "pockets", "stitching", "leather")),
+    "lighting": (("lamp", "lantern", "sconce", "nightlight"), ("brightness", "switch", "shade", "cord")),
+}
+GENRE_NAMES = tuple(GENRES)
+GENERIC_FEATURES = ("price", "quality")
+BRANDS_PER_GENRE = 4
+BRANDS = (  # made-up words; brand b makes genre b // BRANDS_PER_GENRE
+    "acmeo", "brisko", "calvan", "dorrin", "elkwood", "fenwick", "gorvak", "helio",
+    "ivrel", "jandor", "kestra", "lumio", "morvel", "nexa", "orbel", "pravo",
+    "quenta", "rilko", "solva", "tarvin", "ulmar", "vexo", "wendle", "zanthe",
+)
+ADJECTIVES = ("classic", "compact", "deluxe", "rugged", "sleek", "everyday",
+              "premium", "vintage", "modern", "portable", "sturdy", "lightweight")
+NAME_HEADS = ("Al", "Bri", "Cor", "Da", "El", "Fen", "Ga", "Hal", "Is", "Jo", "Ka", "Li", "Mo",
+              "Ne", "Or", "Pe", "Qui", "Ro", "Sa", "Ti", "Ul", "Ve", "Wy", "Ya", "Zo")
+NAME_TAILS = ("na", "ric", "lo", "vin", "sa", "ra", "den", "mi", "th", "ly", "ko", "ria")
+
+# Explanation templates (a user's "voice" is one of them) and a vocabulary per rating.
+TEMPLATES = (
+    "the {feature} of this {brand} {noun} is {adj}",
+    "i think the {feature} is {adj} for a {noun} like this",
+    "honestly the {feature} on my new {noun} is {adj}",
+    "my {brand} {noun} arrived and the {feature} feels {adj}",
+    "if you care about {feature} this {noun} is {adj}",
+    "after a month the {feature} of the {brand} {noun} is still {adj}",
+    "the {noun} looks nice and the {feature} is {adj}",
+    "for me the {feature} matters and this {noun} is {adj} there",
+)
+INTENSIFIERS = ("really", "very", "quite", "pretty", "super", "so")
+ADJ_BY_RATING = {  # two synonyms per rating: sampled per review, so a little noise remains
+    5: ("excellent", "perfect"), 4: ("good", "nice"), 3: ("okay", "average"),
+    2: ("disappointing", "weak"), 1: ("terrible", "awful"),
+}
+HEADLINES = {
+    5: ("love it", "five stars", "excellent {noun}", "highly recommend"),
+    4: ("good {noun}", "solid buy", "happy with it"),
+    3: ("it is okay", "average {noun}", "not bad"),
+    2: ("disappointed", "meh {noun}", "expected more"),
+    1: ("do not buy", "waste of money", "returned it"),
+}
+
+# ---------------------------------------------------------------------------- knobs (tuned)
+
+STYLE_BONUS = 4.0      # logit bonus for an item in the user's style (the planted visual signal)
+TASTE_WEIGHT = 1.0     # weight of log genre-taste in the choice logit
+POP_SIGMA = 1.0        # spread of log base popularity (skew: a few items are much more popular)
+TASTE_ALPHA = 0.3      # Dirichlet concentration of genre taste (small = one or two genres)
+FOLLOW = 0.5           # probability that the next item is a successor of the previous one
+SUCC_PROBS = (0.6, 0.3, 0.1)  # how often each of an item's three successors follows it
+SEQ_LEN = (5, 20)      # sequence length range (the direct task needs n_items > 99 + SEQ_LEN[1])
+REVIEWS_PER_USER = (2, 5)
+FEATURE_DIM = 64
+FEATURE_NOISE = 1.5    # per-dimension noise relative to the unit-variance style embedding
+
+
+@dataclass
+class World:
+    """The hidden truth behind a generated dataset (not stored on disk; handy in tests)."""
+
+    item_genre: np.ndarray   # [n_items] genre index
+    item_brand: np.ndarray   # [n_items] brand index
+    item_style: np.ndarray   # [n_items] hidden style index
+    item_noun: np.ndarray    # [n_items] index into the genre's nouns
+    item_adj: np.ndarray     # [n_items] title adjective index
+    log_pop: np.ndarray      # [n_items] log base popularity
+    successors: np.ndarray   # [n_items, 3] items that tend to follow each item
+    brand_quality: np.ndarray  # [n_brands] rating offset
+    user_taste: np.ndarray   # [n_users, n_genres] genre taste (rows sum to 1)
+    user_style: np.ndarray   # [n_users] preferred hidden style
+    user_bias: np.ndarray    # [n_users] rating offset
+    user_voice: np.ndarray   # [n_users, 2] template index, intensifier index
+    user_aspects: np.ndarray  # [n_users, 6] weights over 4 genre feature words + price + quality
+
+
+def _rng(seed: int, part: int) -> np.random.Generator:
+    # One independent stream per part: changing how one part is drawn leaves the others alone.
+    return np.random.default_rng([seed, 2022, part])
+
+
+def build_world(n_users: int, n_items: int, seed: int) -> World:
+    rng = _rng(seed, 1)
+    n_genres, n_styles = len(GENRES), len(STYLES)
+    genre = rng.integers(0, n_genres, n_items)
+    brand = genre * BRANDS_PER_GENRE + rng.integers(0, BRANDS_PER_GENRE, n_items)
+    # Style is drawn independently of genre and brand: text carries no information about it.
+    style = rng.integers(0, n_styles, n_items)
+    log_pop = rng.normal(0.0, POP_SIGMA, n_items)
+    # Successors: same style (so chains stay visually coherent), same genre 4x as likely, and
+    # popular items more likely; never the item itself.
+    successors = np.empty((n_items, len(SUCC_PROBS)), np.int64)
+    for i in range(n_items):
+        w = np.exp(log_pop) * np.where(genre == genre[i], 4.0, 1.0) * (style == style[i])
+        w[i] = 0.0
+        if np.count_nonzero(w) < len(SUCC_PROBS):  # tiny catalogues: fall back to any item
+            w = np.exp(log_pop).copy()
+            w[i] = 0.0
+        successors[i] = rng.choice(n_items, size=len(SUCC_PROBS), replace=False, p=w / w.sum())
+    return World(
+        item_genre=genre,
+        item_brand=brand,
+        item_style=style,
+        item_noun=rng.integers(0, 4, n_items),
+        item_adj=rng.integers(0, len(ADJECTIVES), n_items),
+        log_pop=log_pop,
+        successors=successors,
+        brand_quality=rng.normal(0.0, 0.4, len(BRANDS)),
+        user_taste=rng.dirichlet(np.full(n_genres, TASTE_ALPHA), n_users),
+        user_style=rng.integers(0, n_styles, n_users),
+        user_bias=rng.normal(0.0, 0.4, n_users),
+        user_voice=np.column_stack([rng.integers(0, len(TEMPLATES), n_users),
+                                    rng.integers(0, len(INTENSIFIERS), n_users)]),
+        user_aspects=rng.dirichlet(np.full(4 + len(GENERIC_FEATURES), 0.5), n_users),
+    )
+
+
+def _choice_logits(w: World, u: int) -> np.ndarray:
+    taste = np.log(w.user_taste[u][w.item_genre] + 1e-3)
+    return w.log_pop + TASTE_WEIGHT * taste + STYLE_BONUS * (w.item_style == w.user_style[u])
+
+
+def _sequences(w: World, n_users: int, rng: np.random.Generator) -> list[list[int]]:
+    n_items = len(w.item_genre)
+    lo, hi = SEQ_LEN
+    seqs = []
+    for u in range(n_users):
+        # Lengths skew short (like real data): lo + a geometric tail, capped at hi.
+        length = min(hi, lo + int(rng.geometric(0.15)) - 1)
+        logits = _choice_logits(w, u)
+        p_all = np.exp(logits - logits.max())
+        seen = np.zeros(n_items, bool)
+        seq: list[int] = []
+        while len(seq) < length:
+            nxt = -1
+            if seq and rng.random() < FOLLOW:
+                k = rng.choice(len(SUCC_PROBS), p=SUCC_PROBS)
+                cand = int(w.successors[seq[-1], k])
+                if not seen[cand]:
+                    nxt = cand
+            if nxt < 0:  # taste-driven draw among unseen items
+                p = np.where(seen, 0.0, p_all)
+                nxt = int(rng.choice(n_items, p=p / p.sum()))
+            seen[nxt] = True
+            seq.append(nxt)
+        seqs.append(seq)
+    return seqs
+
+
+def _render(style: int, size: int, rng: np.random.Generator) -> bytes:
+    from PIL import Image
+
+    palette, pattern = STYLES[STYLE_NAMES[style]]
+    c1, c2 = PALETTES[palette]
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / size
+    period = rng.uniform(0.15, 0.3)  # per-item pattern scale and phase
+    phase = rng.uniform(0, 1)
+    if pattern == "hstripes":
+        mask = ((yy / period + phase) % 1.0) < 0.5
+    elif pattern == "checks":
+        mask = (np.floor(xx / period + phase) + np.floor(yy / period + phase)) % 2 == 0
+    elif pattern == "dots":
+        fx, fy = (xx / period + phase) % 1.0 - 0.5, (yy / period + phase) % 1.0 - 0.5
+        mask = fx**2 + fy**2 < 0.09
+    elif pattern == "diagonal":
+        mask = (((xx + yy) / period + phase) % 1.0) < 0.5
+    else:  # rings around a jittered centre
+        cx, cy = rng.uniform(0.3, 0.7, 2)
+        mask = ((np.hypot(xx - cx, yy - cy) / period + phase) % 1.0) < 0.5
+    jitter = rng.normal(0, 15, (2, 3))  # per-item colour shift
+    img = np.where(mask[..., None], np.add(c1, jitter[0]), np.add(c2, jitter[1]))
+    img = img + rng.normal(0, 10, img.shape)  # pixel noise
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _features(w: World, rng: np.random.Generator) -> np.ndarray:
+    n_styles = len(STYLES)
+    emb = rng.normal(0, 1, (n_styles, FEATURE_DIM))
+    x = emb[w.item_style] + FEATURE_NOISE * rng.normal(0, 1, (len(w.item_style), FEATURE_DIM))
+    # Scale rows to norm ~1, like normalised CLIP embeddings.
+    return (x / np.sqrt(FEATURE_DIM * (1 + FEATURE_NOISE**2))).astype(np.float32)
+
+
+def _rating(w: World, u: int, i: int, rng: np.random.Generator) -> int:
+    taste = np.log(w.user_taste[u, w.item_genre[i]] * len(GENRES) + 1e-3)  # > 0 for liked genres
+    score = (3.3 + 0.5 * np.clip(taste, -3, 1.5) + 0.8 * (w.item_style[i] == w.user_style[u])
+             + w.brand_quality[w.item_brand[i]] + w.user_bias[u] + rng.normal(0, 0.6))
+    return int(np.clip(np.rint(score), 1, 5))
+
+
+def _reviews(w: World, seqs: list[list[int]], rng: np.random.Generator) -> list[Review]:
+    reviews = []
+    lo, hi = REVIEWS_PER_USER
+    for u, seq in enumerate(seqs):
+        n = min(len(seq), int(rng.integers(lo, hi + 1)))
+        tpl, inten = TEMPLATES[w.user_voice[u, 0]], INTENSIFIERS[w.user_voice[u, 1]]
+        for i in sorted(rng.choice(seq, size=n, replace=False).tolist(), key=seq.index):
+            g = GENRE_NAMES[w.item_genre[i]]
+            nouns, feats = GENRES[g]
+            noun, brand = nouns[w.item_noun[i]], BRANDS[w.item_brand[i]]
+            # The feature word follows the user's aspect preferences over this genre's words.
+            feature = (*feats, *GENERIC_FEATURES)[rng.choice(len(w.user_aspects[u]), p=w.user_aspects[u])]
+            rating = _rating(w, u, i, rng)
+            adj = f"{inten} {ADJ_BY_RATING[rating][rng.integers(0, 2)]}"
+            text = tpl.format(feature=feature, brand=brand, noun=noun, adj=adj)
+            headline = HEADLINES[rating][rng.integers(0, len(HEADLINES[rating]))].format(noun=noun)
+            reviews.append(Review(u, i, float(rating), feature, text, headline))
+    return reviews
+
+
+def generate(root: Path, name: str = "synthetic", *, n_users: int = 600, n_items: int = 600,
+             seed: int = 2022, image_size: int = 32) -> Path:
+    """Generate the synthetic dataset `name` under `root` (replacing it) and return its directory."""
+    if n_items < 100 + SEQ_LEN[1]:
+        raise ValueError(f"n_items={n_items}: the direct task needs at least {100 + SEQ_LEN[1]} items")
+    if n_users < 1:
+        raise ValueError("n_users must be positive")
+    w = build_world(n_users, n_items, seed)
+    seqs = _sequences(w, n_users, _rng(seed, 2))
+
+    items = []
+    for i in range(n_items):
+        genre = GENRE_NAMES[w.item_genre[i]]
+        noun, brand = GENRES[genre][0][w.item_noun[i]], BRANDS[w.item_brand[i]]
+        items.append(Item(
+            raw_id=f"S{i:05d}",
+            title=f"{ADJECTIVES[w.item_adj[i]].capitalize()} {brand.capitalize()} {noun}",
+            attributes=[f"brand:{brand}", f"category:{genre}", f"type:{noun}"],
+        ))
+    name_rng = _rng(seed, 3)
+    users = [User(raw_id=f"U{u:05d}",
+                  name=NAME_HEADS[name_rng.integers(len(NAME_HEADS))] + NAME_TAILS[name_rng.integers(len(NAME_TAILS))])
+             for u in range(n_users)]
+    img_rng = _rng(seed, 4)
+    images = {i: _render(int(w.item_style[i]), image_size, img_rng) for i in range(n_items)}
+    features = _features(w, _rng(seed, 5))
+    reviews = _reviews(w, seqs, _rng(seed, 6))
+
+    return write_dataset(
+        root, name,
+        users=users, items=items, sequences=seqs, reviews=reviews,
+        features={"synthetic": features},
+        feature_meta={"synthetic": {"encoder": "synthetic",
+                                    "weights": "none (generator's own projection of the visual style)",
+                                    "image_size": image_size}},
+        images=images,
+        provenance={"generator": "bench.data.synthetic", "n_users": n_users, "n_items": n_items,
+                    "image_size": image_size, "styles": len(STYLES), "genres": len(GENRES)},
+        seed=seed,
+    )

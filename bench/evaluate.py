@@ -1,0 +1,66 @@
+"""The one evaluator: turns a model's ranked lists or generated texts into metrics.
+
+A generative model (beam search) and a scoring model (argsort) are judged by the same code.
+Returned ids outside the allowed set (all items, or the query's 100 candidates) are dropped
+and counted in ``invalid_rate`` — the official P5/VIP5 scripts silently drop them too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.data import BenchData
+from bench.metrics import rank_metrics, rating_metrics, target_ranks, text_metrics
+
+TOP_K = 10
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    ranks: np.ndarray | None = None  # per query: 0-based target rank, -1 = miss (ranking tasks)
+    texts: list[str] | None = None  # generated explanations (explanation task)
+
+
+def evaluate(model, data: BenchData, task: str, split: str, variant: str | None = None) -> Evaluation:
+    if task == "explanation":
+        return evaluate_explainer(model, data, split, variant)
+    return evaluate_ranker(model, data, task, split, variant)
+
+
+def _variant_kwargs(variant):
+    return {} if variant is None else {"variant": variant}
+
+
+def evaluate_ranker(model, data: BenchData, task: str, split: str, variant: str | None = None) -> Evaluation:
+    queries = data.rank_queries(task, split)
+    targets = data.rank_targets(split)
+    ranked = model.rank(queries, TOP_K, **_variant_kwargs(variant))
+    if len(ranked) != len(queries):
+        raise RuntimeError(f"model returned {len(ranked)} lists for {len(queries)} queries")
+    cleaned, n_invalid, n_total = [], 0, 0
+    for q, lst in zip(queries, ranked, strict=True):
+        lst = [int(i) for i in list(lst)[:TOP_K]]
+        allowed = (lambda i: 0 <= i < data.n_items) if q.candidates is None else set(q.candidates.tolist()).__contains__
+        keep = [i for i in lst if allowed(i)]
+        n_invalid += len(lst) - len(keep)
+        n_total += len(lst)
+        cleaned.append(keep)
+    ranks = target_ranks(cleaned, targets)
+    metrics = rank_metrics(ranks)
+    metrics["invalid_rate"] = n_invalid / max(n_total, 1)
+    return Evaluation(metrics, ranks=ranks)
+
+
+def evaluate_explainer(model, data: BenchData, split: str, variant: str | None = None) -> Evaluation:
+    records = data.review_split(split)
+    queries = data.explain_queries(split)
+    texts = model.explain(queries, **_variant_kwargs(variant))
+    if len(texts) != len(queries):
+        raise RuntimeError(f"model returned {len(texts)} explanations for {len(queries)} records")
+    metrics = text_metrics(texts, [r.explanation for r in records])
+    if hasattr(model, "predict_ratings"):
+        metrics |= rating_metrics(model.predict_ratings(queries), [r.rating for r in records])
+    return Evaluation(metrics, texts=list(texts))

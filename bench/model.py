@@ -1,0 +1,73 @@
+"""What every registered model provides, and small helpers shared by scoring models.
+
+A model is constructed as ``cls(cfg, data, task=..., device=..., seed=...)`` (it may build its
+networks from the data's sizes there), trained by ``fit(log)``, and evaluated through
+``rank`` (sequential, direct) or ``explain`` (explanation). ``save``/``load`` round-trip its
+state into a freshly constructed instance with the same config and data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from bench.data import BenchData, ExplainQuery, RankQuery
+from bench.train import FitLog
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    def __init__(self, cfg, data: BenchData, *, task: str, device: str, seed: int) -> None: ...
+    def fit(self, log: FitLog) -> None: ...
+    def save(self, path: Path) -> None: ...
+    def load(self, path: Path) -> None: ...
+    def num_params(self) -> tuple[int, int]:
+        """(trainable, total) parameter counts."""
+        ...
+
+
+class Ranker(Recommender, Protocol):
+    def rank(self, queries: Sequence[RankQuery], k: int) -> list[list[int]]: ...
+
+
+class Explainer(Recommender, Protocol):
+    def explain(self, queries: Sequence[ExplainQuery]) -> list[str]: ...
+
+
+def torch_param_counts(*modules) -> tuple[int, int]:
+    trainable = sum(p.numel() for m in modules for p in m.parameters() if p.requires_grad)
+    total = sum(p.numel() for m in modules for p in m.parameters())
+    return trainable, total
+
+
+def rank_by_scores(
+    queries: Sequence[RankQuery],
+    k: int,
+    score_fn: Callable[[Sequence[RankQuery], np.ndarray | None], np.ndarray],
+    batch_size: int = 512,
+) -> list[list[int]]:
+    """Top-k item ids per query from a scorer (higher = better).
+
+    ``score_fn(batch, cands)`` gets ``cands = None`` for full ranking over all items and must
+    return [B, n_items]; for the direct task it gets the candidates [B, 100] and may return
+    either their scores [B, 100] (cheap) or all items' scores [B, n_items] (gathered here).
+    """
+    out: list[list[int]] = []
+    for start in range(0, len(queries), batch_size):
+        batch = queries[start : start + batch_size]
+        cands = None if batch[0].candidates is None else np.stack([q.candidates for q in batch])  # [B, 100]
+        scores = np.asarray(score_fn(batch, cands), dtype=np.float64)
+        if cands is None:
+            kk = min(k, scores.shape[1])
+            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]  # [B, k] unordered
+            order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")
+            out.extend(np.take_along_axis(top, order, 1).tolist())
+        else:
+            if scores.shape[1] != cands.shape[1]:
+                scores = np.take_along_axis(scores, cands, 1)  # [B, 100]
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            out.extend(np.take_along_axis(cands, order, 1).tolist())
+    return out

@@ -1,0 +1,55 @@
+"""Comparison tables from run records (mean ± std over seeds), printed by `bench run`."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+from tabulate import tabulate
+
+TABLE_METRICS = {
+    "sequential": ["hr@5", "ndcg@5", "hr@10", "ndcg@10"],
+    "direct": ["hr@1", "hr@5", "ndcg@5", "hr@10", "ndcg@10"],
+    "explanation": ["bleu-4", "rouge-1", "rouge-2", "rouge-l"],
+}
+EXTRA_METRICS = ["rmse", "mae", "invalid_rate"]
+
+
+def _mean_std(values: list[float], digits: int) -> str:
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+
+
+def _params(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n:,}"
+
+
+def comparison_table(records: list[dict], task: str, failures: list[tuple[str, str]] = (), fmt: str = "github") -> str:
+    """One row per (model, tag, prompt): metrics and efficiency figures, mean ± std over seeds."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        if r["task"] == task:
+            groups[(r["model"] + (f"+{r['tag']}" if r.get("tag") else ""), r.get("prompt") or "")].append(r)
+    metrics = TABLE_METRICS[task]
+    extra = [m for m in EXTRA_METRICS if any(m in r["metrics"] for rs in groups.values() for r in rs)]
+    digits = 2 if task == "explanation" else 4
+    rows = []
+    for (model, prompt), rs in sorted(groups.items()):
+        rows.append(
+            [model, prompt or "-", len(rs)]
+            + [_mean_std([r["metrics"][m] for r in rs if m in r["metrics"]], digits) for m in metrics + extra]
+            + [
+                _mean_std([r["time_per_epoch_s"] for r in rs], 2),
+                _mean_std([float(r["epochs"]) for r in rs], 0),
+                _params(rs[0]["trainable_params"]),
+                _mean_std([r["peak_memory_mb"] for r in rs], 0),
+                "ok",
+            ]
+        )
+    for model, err in failures:
+        rows.append([model, "-", 0] + [""] * (len(metrics) + len(extra) + 4) + [f"FAILED: {err[:100]}"])
+    headers = ["model", "prompt", "seeds"] + metrics + extra + ["s/epoch", "epochs", "trainable", "peak MB", "status"]
+    return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)

@@ -1,0 +1,76 @@
+"""Run records: one JSON file per (dataset, task, model, seed, prompt), written atomically."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from bench.io import atomic_write_json
+
+RECORD_SCHEMA = 1
+VERSIONED_PACKAGES = ("torch", "numpy", "scipy", "transformers", "implicit", "nltk", "rouge-score", "adapters", "open_clip_torch")
+
+
+def record_path(results_dir: Path, rec: dict) -> Path:
+    model = rec["model"] + (f"+{rec['tag']}" if rec.get("tag") else "")
+    prompt = f"__{rec['prompt']}" if rec.get("prompt") else ""
+    return Path(results_dir) / "runs" / rec["dataset"] / rec["task"] / model / f"seed{rec['seed']}{prompt}.json"
+
+
+def write_record(results_dir: Path, rec: dict) -> Path:
+    path = record_path(results_dir, rec)
+    atomic_write_json(path, rec)
+    return path
+
+
+def load_records(results_dir: Path, dataset: str | None = None, task: str | None = None) -> list[dict]:
+    root = Path(results_dir) / "runs"
+    if dataset:
+        root = root / dataset
+        if task:
+            root = root / task
+    recs = []
+    for p in sorted(root.rglob("*.json")) if root.exists() else []:
+        try:
+            rec = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            from bench.errors import DataFormatError
+
+            raise DataFormatError(p, f"invalid JSON ({e.msg})", e.lineno) from None
+        if task and rec.get("task") != task:
+            continue
+        rec["_path"] = str(p)
+        recs.append(rec)
+    return recs
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    """HEAD of the checkout that holds this package, with '-dirty' when it has local changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

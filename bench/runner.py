@@ -1,0 +1,150 @@
+"""`bench run`: validate every name first, then train and evaluate each (task, model, seed)
+in its own subprocess, and print the comparison table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.config import build_config
+from bench.data import SYNTHETIC, TASKS, check_dataset_name, data_root
+from bench.errors import UsageError
+from bench.registry import all_models, check_model_task, check_task, get_model, models_for_task
+
+
+@dataclass
+class RunPlan:
+    dataset: str
+    tasks: list[str]
+    models: dict[str, list[str]]  # task -> models
+    seeds: list[int]
+    overrides: dict[str, str] = field(default_factory=dict)
+    epochs: int | None = None
+    device: str = "auto"
+    indexing: str = "random"
+    data_root: str | None = None
+    results_dir: str = "results"
+    tag: str | None = None
+
+    def jobs(self):
+        for task in self.tasks:
+            for model in self.models[task]:
+                for seed in self.seeds:
+                    yield task, model, seed
+
+
+def plan_run(
+    *,
+    task: str | None,
+    dataset: str,
+    models: list[str] | None,
+    seeds: list[int],
+    overrides: dict[str, str],
+    epochs: int | None = None,
+    device: str = "auto",
+    indexing: str = "random",
+    data_root_: str | None = None,
+    results_dir: str = "results",
+    tag: str | None = None,
+) -> RunPlan:
+    """Check tasks, dataset, models and --set keys before any data is loaded or generated."""
+    from bench.data.splits import INDEXINGS
+    from bench.errors import UnknownNameError
+
+    if indexing not in INDEXINGS:
+        raise UnknownNameError("indexing", indexing, INDEXINGS)
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise UsageError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
+    check_dataset_name(dataset, data_root_)
+    if task is not None:
+        check_task(task)
+        tasks = [task]
+    else:
+        tasks = list(TASKS)
+    for m in models or []:
+        check_model_task(m, task) if task is not None else get_model(m)
+    available = _dataset_tasks(dataset, data_root_)
+    if task is not None and task not in available:
+        raise UsageError(f"dataset {dataset!r} has no {task!r} task (it has: {', '.join(available)})")
+    tasks = [t for t in tasks if t in available]
+    per_task = {t: [m for m in (models or models_for_task(t)) if t in all_models()[m].tasks] for t in tasks}
+    per_task = {t: ms for t, ms in per_task.items() if ms}  # with no --task: tasks no selected model supports are skipped
+    tasks = list(per_task)
+    if not tasks:
+        raise UsageError(f"none of the models {', '.join(models or [])} supports the tasks of {dataset!r}: {', '.join(available)}")
+    selected = {m for ms in per_task.values() for m in ms}
+    for key in overrides:
+        owners = [m for m in selected if key in all_models()[m].config.__dataclass_fields__]
+        if not owners:
+            raise UsageError(f"--set {key}: no selected model has this config key (models: {', '.join(sorted(selected))})")
+    for m in selected:  # type-check now, not in the middle of the run
+        build_config(all_models()[m].config, overrides, strict=False)
+    if not seeds:
+        raise UsageError("--seeds: give at least one seed")
+    return RunPlan(dataset, tasks, per_task, seeds, overrides, epochs, device, indexing, data_root_, results_dir, tag)
+
+
+def _dataset_tasks(dataset: str, root: str | None) -> list[str]:
+    from bench.data.store import read_manifest, tasks_of
+
+    ds_dir = data_root(root) / dataset
+    if dataset == SYNTHETIC and not (ds_dir / "manifest.json").exists():
+        return list(TASKS)  # generated on first use, with every task
+    return tasks_of(read_manifest(ds_dir))
+
+
+@dataclass
+class JobResult:
+    task: str
+    model: str
+    seed: int
+    records: list[dict]
+    error: str | None = None
+    wall_s: float = 0.0
+
+
+def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
+    if plan.dataset == SYNTHETIC:  # generate once here, not concurrently in the children
+        from bench.data import load_dataset
+
+        load_dataset(SYNTHETIC, plan.data_root, verify=False)
+    jobs = list(plan.jobs())
+    results = []
+    for n, (task, model, seed) in enumerate(jobs, 1):
+        print(f"\n=== [{n}/{len(jobs)}] {model} · {task} · {plan.dataset} · seed {seed} ===", file=sys.stderr, flush=True)
+        results.append(_run_child(plan, task, model, seed, command))
+        r = results[-1]
+        status = "ok" if r.error is None else f"FAILED: {r.error}"
+        print(f"=== {model} · {task}: {status} ({r.wall_s:.1f}s)", file=sys.stderr, flush=True)
+    return results
+
+
+def _run_child(plan: RunPlan, task: str, model: str, seed: int, command: str) -> JobResult:
+    overrides = {k: v for k, v in plan.overrides.items() if k in all_models()[model].config.__dataclass_fields__}
+    with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
+        spec = {
+            "model": model, "task": task, "dataset": plan.dataset, "seed": seed, "device": plan.device,
+            "indexing": plan.indexing, "data_root": plan.data_root, "results_dir": plan.results_dir,
+            "overrides": overrides, "epochs": plan.epochs, "tag": plan.tag, "command": command,
+            "out": str(Path(tmp) / "out.json"),
+        }
+        spec_path = Path(tmp) / "spec.json"
+        spec_path.write_text(json.dumps(spec))
+        t0 = time.perf_counter()
+        # the child's progress goes straight to our stderr; its outcome comes back in out.json
+        proc = subprocess.run([sys.executable, "-m", "bench.worker", str(spec_path)], env=os.environ.copy())
+        wall = time.perf_counter() - t0
+        out_path = Path(spec["out"])
+        if not out_path.exists():
+            return JobResult(task, model, seed, [], f"process died (exit code {proc.returncode})", wall)
+        out = json.loads(out_path.read_text())
+    if not out["ok"]:
+        return JobResult(task, model, seed, [], out["error"], wall)
+    recs = [json.loads(Path(p).read_text()) for p in out["records"]]
+    return JobResult(task, model, seed, recs, None, wall)

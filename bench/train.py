@@ -1,0 +1,139 @@
+"""Training helpers shared by models: the epoch loop with validation and early stopping
+(`FitLog`), progress bars, seeding and device choice."""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from bench.errors import UsageError
+
+        raise UsageError(f"--device {device}: CUDA is not available on this machine (use --device cpu or auto)")
+    return device
+
+
+def _fmt_secs(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def progress(iterable: Iterable, total: int | None = None, desc: str = "", enabled: bool = True):
+    """A batch progress bar (rate and ETA) on stderr for loops that take a while: it appears after
+    2 s on a terminal, after 30 s (then every 30 s) in a log file, so short loops stay quiet."""
+    from tqdm.auto import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(
+        iterable, total=total, desc=desc, leave=False, disable=not enabled, file=sys.stderr,
+        mininterval=0.5 if tty else 30.0, delay=2.0 if tty else 30.0,
+    )
+
+
+class FitLog:
+    """Drives the epoch loop of an iterative model: times each training epoch, validates after
+    it, keeps the best checkpoint (by `monitor`, higher is better), stops after `patience`
+    epochs without improvement and restores the best state at the end.
+
+    Usage in a model's ``fit``::
+
+        for epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
+            loss = ...one pass over the training data...
+            log.loss(loss)
+    """
+
+    def __init__(
+        self,
+        validate: Callable[[], dict[str, float]] | None,
+        monitor: str,
+        name: str = "model",
+        verbose: bool = True,
+    ):
+        self.validate = validate
+        self.monitor = monitor
+        self.name = name
+        self.verbose = verbose
+        self.epoch_times: list[float] = []
+        self.history: list[dict] = []
+        self.best_epoch: int | None = None
+        self.best_score = -float("inf")
+        self._loss: float | None = None
+
+    def loss(self, value: float) -> None:
+        self._loss = float(value)
+
+    def say(self, msg: str) -> None:
+        if self.verbose:
+            print(f"[{self.name}] {msg}", file=sys.stderr, flush=True)
+
+    def epochs(self, model, max_epochs: int, patience: int, min_epochs: int = 1) -> Iterator[int]:
+        """Yield epoch numbers (1-based); the model trains one epoch per iteration."""
+        if max_epochs < 1:
+            raise ValueError("max_epochs must be >= 1")
+        with tempfile.TemporaryDirectory(prefix="bench-best-") as tmp:
+            best = Path(tmp) / "best"
+            bad = 0
+            t_start = time.perf_counter()
+            for epoch in range(1, max_epochs + 1):
+                self._loss = None
+                t0 = time.perf_counter()
+                yield epoch
+                self.epoch_times.append(time.perf_counter() - t0)
+                row = {"epoch": epoch, "loss": self._loss, "train_s": self.epoch_times[-1]}
+                score = None
+                if self.validate is not None:
+                    row["val"] = self.validate()
+                    score = row["val"][self.monitor]
+                self.history.append(row)
+                improved = score is None or score > self.best_score
+                if improved:
+                    self.best_score, self.best_epoch = (score if score is not None else self.best_score), epoch
+                    if self.validate is not None:
+                        model.save(best)
+                    bad = 0
+                else:
+                    bad += 1
+                elapsed = time.perf_counter() - t_start
+                eta = elapsed / epoch * (max_epochs - epoch)
+                loss_s = "" if self._loss is None else f" loss {self._loss:.4f}"
+                val_s = "" if score is None else f" val {self.monitor} {score:.4f} (best {self.best_score:.4f} @ {self.best_epoch})"
+                self.say(
+                    f"epoch {epoch}/{max_epochs}{loss_s}{val_s} {self.epoch_times[-1]:.1f}s/epoch "
+                    f"elapsed {_fmt_secs(elapsed)} ETA <= {_fmt_secs(eta)}"
+                )
+                if bad >= patience and epoch >= min_epochs:
+                    self.say(f"early stop: no improvement for {patience} epochs")
+                    break
+            if self.validate is not None and self.best_epoch is not None and self.best_epoch != epoch:
+                model.load(best)
+                self.say(f"restored best epoch {self.best_epoch}")
+
+    def single_fit(self, seconds: float) -> None:
+        """For non-iterative models (one closed-form or library fit): record it as one epoch."""
+        self.epoch_times.append(seconds)
+        self.history.append({"epoch": 1, "train_s": seconds})
+        self.best_epoch = 1
+
+    @property
+    def time_per_epoch_s(self) -> float:
+        return float(np.mean(self.epoch_times)) if self.epoch_times else 0.0

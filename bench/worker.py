@@ -1,0 +1,121 @@
+"""One model run in its own process: load data, build, fit, evaluate, write records.
+
+The runner starts ``python -m bench.worker SPEC.json``: a separate process gives a clean
+peak-memory figure and a crash cannot take the other models' results with it. The
+worker writes its record paths (or its error) to ``SPEC.json``'s ``"out"`` file.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench.io import atomic_write_json
+
+MONITOR = {"sequential": "ndcg@10", "direct": "ndcg@10", "explanation": "bleu-4"}
+
+
+def peak_memory(device: str) -> tuple[float, str]:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
+    # Linux reports ru_maxrss in KiB: the peak resident set of this whole process
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_peak_rss"
+
+
+def run_one(spec: dict) -> list[str]:
+    from bench.config import build_config, config_dict
+    from bench.data import load_dataset
+    from bench.evaluate import evaluate
+    from bench.registry import check_model_task
+    from bench.results import git_commit, now_iso, package_versions, write_record
+    from bench.train import FitLog, resolve_device, seed_everything
+
+    name, task, seed = spec["model"], spec["task"], spec["seed"]
+    device = resolve_device(spec.get("device", "auto"))
+    model_spec = check_model_task(name, task)
+    overrides = dict(spec.get("overrides", {}))
+    if spec.get("epochs") is not None:
+        overrides["epochs"] = spec["epochs"]
+    cfg = build_config(model_spec.config, overrides, strict=False)
+    seed_everything(seed)
+    data = load_dataset(spec["dataset"], spec.get("data_root"), indexing=spec.get("indexing", "random"))
+    if task not in data.tasks:
+        raise RuntimeError(f"dataset {data.name!r} has no {task!r} task (it has: {', '.join(data.tasks)})")
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+    model = model_spec.cls(cfg, data, task=task, device=device, seed=seed)
+    variants = list(model.variants(task)) if hasattr(model, "variants") else [None]
+    monitor = MONITOR[task]
+    log = FitLog(lambda: evaluate(model, data, task, "val", variants[0]).metrics, monitor, name=name)
+    t0 = time.perf_counter()
+    model.fit(log)
+    fit_s = time.perf_counter() - t0
+    trainable, total = model.num_params()
+
+    paths = []
+    for variant in variants:
+        t1 = time.perf_counter()
+        test = evaluate(model, data, task, "test", variant)
+        eval_s = time.perf_counter() - t1
+        val = log.history[log.best_epoch - 1].get("val") if log.best_epoch else None
+        mem, mem_kind = peak_memory(device)
+        rec = {
+            "schema": 1,
+            "model": name,
+            "task": task,
+            "dataset": data.name,
+            "seed": seed,
+            "prompt": variant,
+            "tag": spec.get("tag") or None,
+            "metrics": test.metrics,
+            "val_metrics": val,
+            "monitor": monitor,
+            "time_per_epoch_s": log.time_per_epoch_s,
+            "epochs": len(log.epoch_times),
+            "best_epoch": log.best_epoch,
+            "fit_time_s": fit_s,
+            "eval_time_s": eval_s,
+            "trainable_params": trainable,
+            "total_params": total,
+            "trainable_pct": 100.0 * trainable / total if total else 0.0,
+            "peak_memory_mb": mem,
+            "memory_kind": mem_kind,
+            "device": device,
+            "indexing": data.indexing,
+            "candidates": "stored per dataset: target + 99 uniformly sampled never-interacted items" if task == "direct" else None,
+            "config": config_dict(cfg),
+            "dataset_manifest": {k: data.manifest.get(k) for k in ("counts", "seed", "provenance", "created")},
+            "history": log.history,
+            "versions": package_versions(),
+            "git_commit": git_commit(),
+            "timestamp": now_iso(),
+            "command": spec.get("command"),
+        }
+        paths.append(str(write_record(spec["results_dir"], rec)))
+    return paths
+
+
+def main(argv: list[str]) -> int:
+    spec_path = Path(argv[0])
+    spec = json.loads(spec_path.read_text())
+    try:
+        paths = run_one(spec)
+        atomic_write_json(Path(spec["out"]), {"ok": True, "records": paths})
+        return 0
+    except BaseException as e:  # noqa: BLE001 — reported to the runner, which shows it in the table
+        traceback.print_exc()
+        atomic_write_json(Path(spec["out"]), {"ok": False, "error": f"{type(e).__name__}: {e}"})
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

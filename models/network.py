@@ -1,0 +1,100 @@
+"""The VIP5/P5 network: a Hugging Face T5 whose input embedding is token + whole-word +
+category embedding, with image placeholder tokens overwritten by a mapping network applied
+to item visual features, and bottleneck adapters on a frozen backbone (VIP5) or full
+fine-tuning (P5). Geng et al., "VIP5: Towards Multimodal Foundation Models for
+Recommendation", Findings of EMNLP 2023, Section 3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+MAX_WORDS = 512  # whole-word embedding table size (as P5)
+
+# random-init backbone shapes: "small" is t5-small's (6+6 layers, d_model 512, 8 heads)
+BACKBONE_SIZES = {
+    "tiny": dict(d_model=128, d_kv=32, d_ff=512, num_layers=2, num_decoder_layers=2, num_heads=4),
+    "small": dict(d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_decoder_layers=6, num_heads=8),
+}
+
+
+def build_backbone(backbone: str | None, size: str, vocab_size: int, dropout: float):
+    """A T5ForConditionalGeneration from a local directory (never downloaded), or random init."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    if backbone:
+        path = Path(backbone)
+        if not (path / "config.json").exists():
+            from bench.errors import UsageError
+
+            raise UsageError(f"--set backbone={backbone}: not a local Hugging Face model directory (no config.json)")
+        t5 = T5ForConditionalGeneration.from_pretrained(str(path), local_files_only=True, dropout_rate=dropout)
+        if t5.get_input_embeddings().num_embeddings < vocab_size:
+            t5.resize_token_embeddings(vocab_size)  # room for <img>
+        return t5
+    cfg = T5Config(
+        vocab_size=vocab_size, dropout_rate=dropout, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+        feed_forward_proj="relu", tie_word_embeddings=True, **BACKBONE_SIZES[size],
+    )
+    return T5ForConditionalGeneration(cfg)
+
+
+class MappingNetwork(nn.Module):
+    """Visual feature -> k soft tokens: Linear(f, d*k/2) -> Tanh -> Linear(d*k) -> LayerNorm(d)."""
+
+    def __init__(self, feat_dim: int, d_model: int, k: int):
+        super().__init__()
+        self.k, self.d = k, d_model
+        self.net = nn.Sequential(nn.Linear(feat_dim, d_model * k // 2), nn.Tanh(), nn.Linear(d_model * k // 2, d_model * k))
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """feats [M, f] -> [M * k, d] (the k tokens of each mention, in order)."""
+        return self.norm(self.net(feats).view(-1, self.k, self.d)).view(-1, self.d)
+
+
+class VIP5Net(nn.Module):
+    def __init__(self, t5, img_id: int, image_tokens: int, feat_dim: int | None):
+        super().__init__()
+        self.t5 = t5
+        d = t5.config.d_model
+        self.img_id = img_id
+        self.whole_word = nn.Embedding(MAX_WORDS, d)
+        self.category = nn.Embedding(2, d)  # 0 text, 1 image
+        # new embeddings start at zero so a pretrained backbone's input is unchanged at step 0
+        nn.init.zeros_(self.whole_word.weight)
+        nn.init.zeros_(self.category.weight)
+        self.mapping = MappingNetwork(feat_dim, d, image_tokens) if image_tokens and feat_dim else None
+
+    def add_adapters(self, placement: str, reduction_factor: int) -> None:
+        """Bottleneck adapters (down -> GELU -> up, residual) through the `adapters` library:
+        after self-attention and feed-forward sublayers, and after cross-attention for
+        ``self+cross``; then freeze everything but adapters, layer norms and our new modules."""
+        import adapters
+        from adapters import SeqBnConfig
+
+        adapters.init(self.t5)
+        cfg = SeqBnConfig(mh_adapter=True, output_adapter=True, cross_adapter=placement == "self+cross",
+                          reduction_factor=reduction_factor, non_linearity="gelu")
+        self.t5.add_adapter("vip5", config=cfg)
+        self.t5.train_adapter("vip5")  # freezes the backbone, activates the adapter
+        for name, p in self.t5.named_parameters():
+            if "layer_norm" in name:
+                p.requires_grad = True
+
+    def embed(self, input_ids, word_ids, image_feats) -> torch.Tensor:
+        """input_ids, word_ids [B, L]; image_feats [M, f] for the M item mentions, in token order
+        -> inputs_embeds [B, L, d]."""
+        tok = self.t5.get_input_embeddings()(input_ids)  # [B, L, d]
+        is_img = input_ids == self.img_id  # [B, L]
+        if self.mapping is not None and image_feats is not None and len(image_feats):
+            tok = tok.clone()
+            tok[is_img] = self.mapping(image_feats).to(tok.dtype)  # [M*k, d] into the placeholders
+        return tok + self.whole_word(word_ids) + self.category(is_img.long())
+
+    def forward(self, input_ids, word_ids, attention_mask, image_feats, labels):
+        emb = self.embed(input_ids, word_ids, image_feats)
+        return self.t5(inputs_embeds=emb, attention_mask=attention_mask, labels=labels).loss

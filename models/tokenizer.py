@@ -1,0 +1,104 @@
+"""Tokenizer for the prompts: the backbone's own (a local Hugging Face T5 directory) when it has
+one, otherwise a SentencePiece model trained on the dataset's prompt corpus and cached with
+the dataset. Both expose T5's conventions (pad 0, eos 1, unk 2) and a ``<img>`` token."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+from models.prompts import IMG
+
+WORD_START = "\u2581"  # SentencePiece's word-initial marker
+
+
+class PromptTokenizer:
+    def __init__(self, sp=None, hf=None):
+        self.sp, self.hf = sp, hf
+        if hf is not None:
+            if IMG not in hf.get_vocab():
+                hf.add_special_tokens({"additional_special_tokens": [IMG]})
+            self.img_id = hf.convert_tokens_to_ids(IMG)
+            self.pad_id, self.eos_id = hf.pad_token_id, hf.eos_token_id
+            self.vocab_size = len(hf)
+        else:
+            self.img_id = sp.piece_to_id(IMG)
+            self.pad_id, self.eos_id = sp.pad_id(), sp.eos_id()
+            self.vocab_size = sp.get_piece_size()
+        self._word_start: dict[int, bool] = {}
+
+    # --------------------------------------------------------------- construction
+
+    @classmethod
+    def from_backbone(cls, path: Path) -> PromptTokenizer | None:
+        path = Path(path)
+        if not any((path / f).exists() for f in ("spiece.model", "tokenizer.json", "tokenizer_config.json")):
+            return None
+        from transformers import AutoTokenizer
+
+        return cls(hf=AutoTokenizer.from_pretrained(str(path), local_files_only=True))
+
+    @classmethod
+    def train(cls, corpus: list[str], cache_dir: Path, vocab_size: int = 4000) -> PromptTokenizer:
+        """Train (or load from `cache_dir`, keyed by the corpus hash) a SentencePiece unigram model."""
+        import sentencepiece as spm
+
+        digest = hashlib.sha256("\n".join(corpus).encode()).hexdigest()[:16]
+        path = Path(cache_dir) / f"spm-{vocab_size}-{digest}.model"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            buf = io.BytesIO()
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(corpus), model_writer=buf, vocab_size=vocab_size, model_type="unigram",
+                pad_id=0, eos_id=1, unk_id=2, bos_id=-1, user_defined_symbols=[IMG],
+                # digits split one by one would make item ids long; keep whole numbers as pieces when frequent
+                split_digits=False, character_coverage=1.0, hard_vocab_limit=False, minloglevel=2,
+                num_threads=1,  # deterministic
+            )
+            from bench.io import atomic_write_bytes
+
+            atomic_write_bytes(path, buf.getvalue())
+        return cls(sp=spm.SentencePieceProcessor(model_file=str(path)))
+
+    # --------------------------------------------------------------- use
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids without the end-of-sequence token."""
+        if self.hf is not None:
+            return self.hf.encode(text, add_special_tokens=False)
+        return self.sp.encode(text)
+
+    def decode(self, ids) -> str:
+        ids = [int(i) for i in ids if int(i) not in (self.pad_id, self.eos_id)]
+        if self.hf is not None:
+            return self.hf.decode(ids, skip_special_tokens=True).strip()
+        return self.sp.decode(ids).strip()
+
+    def is_word_start(self, tid: int) -> bool:
+        """Whether token `tid` begins a word (whole-word embedding ids step there)."""
+        if tid not in self._word_start:
+            piece = self.hf.convert_ids_to_tokens(tid) if self.hf is not None else self.sp.id_to_piece(tid)
+            self._word_start[tid] = piece.startswith(WORD_START)
+        return self._word_start[tid]
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if self.hf is not None:
+            self.hf.save_pretrained(str(path / "tokenizer"))
+        else:
+            from bench.io import atomic_write_bytes
+
+            atomic_write_bytes(path / "spm.model", self.sp.serialized_model_proto())
+
+    @classmethod
+    def load(cls, path: Path) -> PromptTokenizer:
+        path = Path(path)
+        if (path / "spm.model").exists():
+            import sentencepiece as spm
+
+            return cls(sp=spm.SentencePieceProcessor(model_file=str(path / "spm.model")))
+        from transformers import AutoTokenizer
+
+        return cls(hf=AutoTokenizer.from_pretrained(str(path / "tokenizer"), local_files_only=True))

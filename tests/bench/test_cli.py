@@ -1,0 +1,73 @@
+"""The command line: names checked before any data loads, records written, crashes contained."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+
+REQUIRED_FIELDS = {
+    "model", "task", "dataset", "seed", "metrics", "time_per_epoch_s", "epochs", "trainable_params", "total_params",
+    "peak_memory_mb", "memory_kind", "device", "indexing", "config", "versions", "git_commit", "timestamp",
+}
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["run", "--dataset", "amazon"], "unknown dataset 'amazon'; known datasets: synthetic"),
+        (["run", "--models", "sasrek"], "unknown model 'sasrek'; known models: bpr_mf, pop, sasrec"),
+        (["run", "--task", "rating"], "unknown task 'rating'; known tasks: direct, explanation, sequential"),
+        (["run", "--task", "explanation", "--models", "sasrec"], "does not support task 'explanation'"),
+        (["run", "--task", "sequential", "--set", "hiden=3"], "--set hiden: no selected model has this config key"),
+        (["run", "--task", "sequential", "--set", "hidden=big"], "--set hidden=big: expected int"),
+        (["run", "--indexing", "alphabetical"], "unknown indexing 'alphabetical'"),
+        (["data", "show", "nothing"], "unknown dataset 'nothing'"),
+    ],
+)
+def test_bad_names_exit_2_before_any_data_loads(argv, needle, tmp_path, capsys):
+    root = tmp_path / "data"
+    assert main([*argv, "--data-root", str(root)]) == 2
+    assert needle in capsys.readouterr().err
+    assert not root.exists(), "nothing may be generated or loaded before the names are checked"
+
+
+def test_ls_lists_models_tasks_and_datasets(tiny_root, capsys):
+    assert main(["ls", "--data-root", str(tiny_root)]) == 0
+    out = capsys.readouterr().out
+    assert "sasrec" in out and "sequential" in out and "tiny" in out and "synthetic" in out
+
+
+def test_data_show(tiny_root, capsys):
+    assert main(["data", "show", "tiny", "--data-root", str(tiny_root)]) == 0
+    out = capsys.readouterr().out
+    assert "users" in out and "explanation" in out and "feature sets" in out
+
+
+def test_run_writes_records_and_contains_a_crash(tiny_root, tmp_path):
+    env = os.environ | {"BENCH_PLUGINS": "bench_test_plugins", "PYTHONPATH": str(PLUGINS)}
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--task", "direct", "--models", "crashy,pop,bpr_mf", "--epochs", "2",
+         "--data-root", str(tiny_root), "--results-dir", str(results), "--device", "cpu"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "FAILED: RuntimeError: deliberate crash for the test" in proc.stdout
+    recs = sorted((results / "runs" / "tiny" / "direct").rglob("*.json"))
+    assert [p.parent.name for p in recs] == ["bpr_mf", "pop"]
+    for p in recs:
+        rec = json.loads(p.read_text())
+        assert REQUIRED_FIELDS <= rec.keys()
+        assert rec["memory_kind"] == "cpu_peak_rss" and rec["peak_memory_mb"] > 0
+        assert set(rec["metrics"]) >= {"hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10"}
+        assert rec["indexing"] == "random" and rec["device"] == "cpu"
+    assert "| pop" in proc.stdout and "| bpr_mf" in proc.stdout

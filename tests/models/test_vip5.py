@@ -1,0 +1,79 @@
+"""VIP5/P5: what trains, what the image tokens do, constrained decoding, efficiency variants."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.config import build_config
+from bench.train import FitLog
+from models.vip5 import P5, VIP5, P5Config, VIP5Config
+
+FAST = dict(VIP5.CONTRACT_OVERRIDES) | {"epochs": 1}
+
+
+def _vip5(data, task="direct", **over):
+    cfg = build_config(VIP5Config, FAST | over)
+    return VIP5(cfg, data, task=task, device="cpu", seed=0)
+
+
+NEW_MODULES = ("adapters.", "mapping.", "whole_word.", "category.", "layer_norm")
+
+
+def test_vip5_trains_only_adapters_mapping_layer_norms_and_new_embeddings(tiny):
+    m = _vip5(tiny, task="sequential", seq_samples_per_user=1)
+    before = {n: p.detach().clone() for n, p in m.net.named_parameters()}
+    m.fit(FitLog(None, "ndcg@10", verbose=False))
+    changed = {n for n, p in m.net.named_parameters() if not torch.equal(p, before[n])}
+    trainable = {n for n, p in m.net.named_parameters() if p.requires_grad}
+    assert changed and changed <= trainable
+    assert all(any(key in n for key in NEW_MODULES) for n in trainable), sorted(trainable)[:5]
+    assert any("adapters." in n for n in changed) and any("mapping." in n for n in changed)
+    assert not any("SelfAttention.q" in n or n.endswith("shared.weight") for n in changed)
+
+
+def test_image_tokens_change_the_encoder_output(tiny):
+    m = _vip5(tiny)
+    p = m.render.render("B-1", user=0, item=5, target="yes")
+    ids, words, mask, feats = m._encode_inputs([p])
+    assert (ids == m.tok.img_id).sum() == 2 and feats.shape == (1, tiny.features().shape[1])
+    enc = m.net.t5.get_encoder()
+    m.net.eval()
+    with torch.no_grad():
+        a = enc(inputs_embeds=m.net.embed(ids, words, feats), attention_mask=mask).last_hidden_state
+        b = enc(inputs_embeds=m.net.embed(ids, words, feats + 1.0), attention_mask=mask).last_hidden_state
+    assert not torch.allclose(a, b)
+
+
+def test_constrained_beam_search_stays_inside_the_candidates(tiny):
+    m = _vip5(tiny, beams=10)
+    queries = tiny.rank_queries("direct", "test")[:6]
+    for ranked, q in zip(m.rank(queries, 10, variant="B-8"), queries, strict=True):
+        assert len(ranked) == 10 and set(ranked) <= set(q.candidates.tolist())
+
+
+def test_unconstrained_decoding_reports_invalid_ids_instead_of_hiding_them(tiny):
+    m = _vip5(tiny, beams=10, constrained=False)
+    ranked = m.rank(tiny.rank_queries("sequential", "test")[:4], 10, variant="A-3")
+    assert all(len(r) <= 10 for r in ranked)
+    assert all(i == -1 or 0 <= i < tiny.n_items for r in ranked for i in r)
+
+
+@pytest.mark.parametrize("placement", ["self", "self+cross"])
+def test_adapter_placements_and_full_training_share_one_network(tiny, placement):
+    adapters = _vip5(tiny, adapter_placement=placement)
+    full = _vip5(tiny, train_mode="full")
+    t_a, total_a = adapters.num_params()
+    t_f, total_f = full.num_params()
+    assert t_f == total_f and t_a < total_a
+    n_adapter_layers = len({n.split(".adapters.")[0] for n, _ in adapters.net.named_parameters() if ".adapters." in n})
+    # tiny backbone: 2 encoder + 2 decoder blocks; encoder: self-attn + FFN; decoder: self (+ cross) + FFN
+    assert n_adapter_layers == (4 + 6 if placement == "self+cross" else 4 + 4)
+
+
+def test_p5_is_text_only_and_fully_trained(tiny):
+    p5 = P5(build_config(P5Config, FAST), tiny, task="direct", device="cpu", seed=0)
+    assert p5.net.mapping is None and p5.k == 0
+    trainable, total = p5.num_params()
+    assert trainable == total
+    assert "<img>" not in p5.render.render("B-1", user=0, item=1, target="yes").text

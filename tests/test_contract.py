@@ -1,0 +1,64 @@
+"""One contract test for every registered model and each task it supports: fit on a tiny
+dataset, rank or explain, valid output, and a save/load round trip with identical output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.config import build_config
+from bench.evaluate import evaluate
+from bench.registry import all_models
+from bench.train import FitLog
+from bench.worker import MONITOR
+
+CASES = [(name, task) for name, spec in all_models().items() for task in sorted(spec.tasks)]
+
+
+def _build(spec, data, task):
+    # a model may name cheaper settings for this test (tiny backbone, few beams) in CONTRACT_OVERRIDES
+    overrides = {"epochs": 2} | dict(getattr(spec.cls, "CONTRACT_OVERRIDES", {}))
+    cfg = build_config(spec.config, overrides, strict=False)
+    return spec.cls(cfg, data, task=task, device="cpu", seed=0)
+
+
+def _outputs(model, data, task, variant):
+    kw = {} if variant is None else {"variant": variant}
+    if task == "explanation":
+        return model.explain(data.explain_queries("test"), **kw)
+    return model.rank(data.rank_queries(task, "test"), 10, **kw)
+
+
+@pytest.mark.parametrize("name,task", CASES, ids=[f"{n}-{t}" for n, t in CASES])
+def test_model_contract(name, task, tiny, tmp_path):
+    spec = all_models()[name]
+    model = _build(spec, tiny, task)
+    variants = list(model.variants(task)) if hasattr(model, "variants") else [None]
+    log = FitLog(lambda: evaluate(model, tiny, task, "val", variants[0]).metrics, MONITOR[task], name, verbose=False)
+    model.fit(log)
+    assert len(log.epoch_times) >= 1 and log.best_epoch is not None
+    trainable, total = model.num_params()
+    assert 0 <= trainable <= total
+
+    out = _outputs(model, tiny, task, variants[0])
+    if task == "explanation":
+        queries = tiny.explain_queries("test")
+        assert len(out) == len(queries) and all(isinstance(t, str) for t in out)
+    else:
+        queries = tiny.rank_queries(task, "test")
+        assert len(out) == len(queries)
+        for q, lst in zip(queries, out, strict=True):
+            assert len(lst) == 10 and len(set(lst)) == len(lst), "10 distinct ids per query"
+            assert all(0 <= i < tiny.n_items for i in lst)
+            if q.candidates is not None:
+                assert set(lst) <= set(q.candidates.tolist()), "direct task: only the query's candidates"
+        assert evaluate(model, tiny, task, "test", variants[0]).metrics["invalid_rate"] == 0.0
+
+    model.save(tmp_path / "ckpt")
+    fresh = _build(spec, tiny, task)
+    fresh.load(tmp_path / "ckpt")
+    again = _outputs(fresh, tiny, task, variants[0])
+    if task == "explanation":
+        assert again == out
+    else:
+        assert np.array_equal(np.asarray(again), np.asarray(out))
