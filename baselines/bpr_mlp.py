@@ -39,10 +39,10 @@ class BPRMLPConfig:
     factors: int = 64  # GMF embedding size, and the size of each MLP-branch embedding
     layers: tuple[int, ...] = (128, 64)  # MLP tower widths (input = 2 * factors)
     dropout: float = 0.2  # on the MLP tower's hidden layers
-    lr: float = 1e-3
+    lr: float = 3e-3  # with batch 256: converges in ~20-30 epochs on synthetic (1e-3 needs ~3x as many)
     l2: float = 1e-4  # on the embedding rows of each batch (per-sample, as BPR)
     weight_decay: float = 1e-5  # Adam weight decay on the MLP and fusion weights
-    batch_size: int = 1024
+    batch_size: int = 256
     epochs: int = 100
     patience: int = 10  # epochs without validation NDCG@10 improvement before stopping
 

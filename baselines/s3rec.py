@@ -16,9 +16,8 @@ Two stages, both inside ``fit``:
    sequence once per epoch with a loss at every position (SASRec's recipe), validated and
    early-stopped by the shared loop.
 
-Losses are averaged over positions (the authors' code sums them over the batch; with
-Adam only their relative weights matter, and those are the paper's). Ranking is over all
-items, history included.
+Pre-training losses are summed over positions and attributes as in the authors' code (and
+divided by the batch size). Ranking is over all items, history included.
 """
 
 from __future__ import annotations
@@ -132,7 +131,11 @@ class S3RecNet(nn.Module):
     def pretrain_losses(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The four objectives on one batch built by `pretrain_batch`."""
         tokens, masked = b["tokens"], b["masked"]  # [B, L] original and MIP-masked tokens
-        h = self.forward(masked, causal=False)  # [B, L, d]
+        B = len(tokens)
+        # one encoder pass for the four inputs (fewer, larger calls run much faster on a CPU)
+        inputs = torch.cat([masked, b["seg_masked"], b["pos_seg"], b["neg_seg"]])  # [4B, L]
+        out = self.forward(inputs, causal=False)  # [4B, L, d]
+        h = out[:B]  # [B, L, d] the MIP-masked sequence
         attrs = self.token_attrs[tokens]  # [B, L, A] multi-hot targets
         attr_w = self.attr_emb.weight  # [A, d]
         is_masked = masked == self.mask_id  # [B, L]
@@ -149,13 +152,11 @@ class S3RecNet(nn.Module):
         mip = -F.logsigmoid(pos_s - neg_s)
         # SP: context = last position of the sequence with a masked segment; segments are
         # encoded alone (the rest [mask]) and read at the last position too
-        ctx = self.sp(self.forward(b["seg_masked"], causal=False)[:, -1])  # [B, d]
-        pos_seg = self.forward(b["pos_seg"], causal=False)[:, -1]  # [B, d]
-        neg_seg = self.forward(b["neg_seg"], causal=False)[:, -1]  # [B, d]
+        ctx, pos_seg, neg_seg = self.sp(out[B : 2 * B, -1]), out[2 * B : 3 * B, -1], out[3 * B :, -1]  # [B, d] each
         sp = -F.logsigmoid((ctx * pos_seg).sum(-1) - (ctx * neg_seg).sum(-1))  # [B]
-        # means over positions; a batch of one-item prefixes has no visible position (empty -> 0, not NaN)
-        avg = lambda x: x.sum() / max(len(x), 1)  # noqa: E731
-        return {"aap": avg(aap.sum(-1)), "mip": avg(mip), "map": avg(map_.sum(-1)), "sp": avg(sp)}
+        # the authors' code sums every loss over positions and attributes; dividing all four by
+        # the batch size keeps their relative weights exactly and the scale independent of it
+        return {"aap": aap.sum() / B, "mip": mip.sum() / B, "map": map_.sum() / B, "sp": sp.sum() / B}
 
 
 def left_pad(seqs: list[np.ndarray], length: int) -> np.ndarray:

@@ -42,11 +42,11 @@ class VBPRConfig:
     visual_factors: int = 32  # K': visual factors theta_u and the rows of E
     visual_encoder: str | None = None  # feature set; None = the dataset's default
     normalize_features: bool = True  # L2-normalise each item's feature vector
-    lr: float = 1e-3
+    lr: float = 3e-3  # with batch 256: converges in ~20-30 epochs on synthetic (1e-3 needs ~3x as many)
     lambda_theta: float = 1e-4  # L2 on gamma_u, gamma_i, gamma_j, theta_u (per sampled triple)
     lambda_beta: float = 1e-4  # L2 on the item biases beta_i, beta_j
     lambda_e: float = 0.0  # L2 on E and beta' (shared by all items; the paper leaves them free)
-    batch_size: int = 1024
+    batch_size: int = 256
     epochs: int = 100
     patience: int = 10  # epochs without validation NDCG@10 improvement before stopping
 

@@ -39,7 +39,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--indexing", default="random", help="item indexing: random (leak-free) or sequential (P5's)")
     run.add_argument("--results-dir", default="results", help="where run records go (default: ./results)")
     run.add_argument("--tag", default=None, help="name for this configuration variant in records and tables")
+    run.add_argument("--tuned", action="store_true", help="apply the hyper-parameters `bench tune` chose (results/tuned/)")
     _add_data_root(run)
+
+    tune = sub.add_parser("tune", help="grid search on the validation split; stores the best config")
+    tune.add_argument("--model", required=True)
+    tune.add_argument("--task", required=True)
+    tune.add_argument("--dataset", default="synthetic")
+    tune.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="values to try (default: the model's TUNE_GRID)")
+    tune.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", help="fixed config override")
+    tune.add_argument("--seed", type=int, default=2022)
+    tune.add_argument("--epochs", type=int, default=None)
+    tune.add_argument("--device", default="auto")
+    tune.add_argument("--indexing", default="random")
+    tune.add_argument("--results-dir", default="results")
+    _add_data_root(tune)
+
+    from bench.features import add_parser as add_features_parser
+
+    add_features_parser(sub)
 
     sub.add_parser("ls", help="list models (with their tasks), tasks and datasets").add_argument("--data-root", default=None)
 
@@ -70,7 +88,7 @@ def cmd_run(args) -> int:
     plan = plan_run(
         task=args.task, dataset=args.dataset, models=args.models, seeds=args.seeds, overrides=parse_sets(args.sets),
         epochs=args.epochs, device=args.device, indexing=args.indexing, data_root_=args.data_root,
-        results_dir=args.results_dir, tag=args.tag,
+        results_dir=args.results_dir, tag=args.tag, tuned=args.tuned,
     )
     results = execute(plan, command="python -m bench " + shlex.join(sys.argv[1:]))
     for task in plan.tasks:
@@ -163,6 +181,17 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_ls(args)
         if args.cmd == "data":
             return cmd_data(args)
+        if args.cmd == "tune":
+            from bench.config import parse_sets
+            from bench.tune import tune
+
+            return tune(model=args.model, task=args.task, dataset=args.dataset, grid_pairs=args.grid, seed=args.seed,
+                        epochs=args.epochs, device=args.device, indexing=args.indexing, data_root=args.data_root,
+                        results_dir=args.results_dir, sets=parse_sets(args.sets))
+        if args.cmd == "features":
+            from bench.features import cmd_features
+
+            return cmd_features(args)
         parser.print_help()
         return 2
     except BenchError as e:

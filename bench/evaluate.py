@@ -24,19 +24,30 @@ class Evaluation:
     texts: list[str] | None = None  # generated explanations (explanation task)
 
 
-def evaluate(model, data: BenchData, task: str, split: str, variant: str | None = None) -> Evaluation:
+def evaluate(model, data: BenchData, task: str, split: str, variant: str | None = None, limit: int | None = None) -> Evaluation:
+    """Metrics of `model` on `split`. `limit`: a fixed seeded subset of that many queries (used for
+    per-epoch validation of slow generative models; test evaluation always uses every query)."""
     if task == "explanation":
-        return evaluate_explainer(model, data, split, variant)
-    return evaluate_ranker(model, data, task, split, variant)
+        return evaluate_explainer(model, data, split, variant, limit)
+    return evaluate_ranker(model, data, task, split, variant, limit)
+
+
+def _subset(n: int, limit: int | None) -> np.ndarray:
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(12345).choice(n, size=limit, replace=False))
 
 
 def _variant_kwargs(variant):
     return {} if variant is None else {"variant": variant}
 
 
-def evaluate_ranker(model, data: BenchData, task: str, split: str, variant: str | None = None) -> Evaluation:
-    queries = data.rank_queries(task, split)
-    targets = data.rank_targets(split)
+def evaluate_ranker(model, data: BenchData, task: str, split: str, variant: str | None = None,
+                    limit: int | None = None) -> Evaluation:
+    keep = _subset(data.n_users, limit)
+    all_queries = data.rank_queries(task, split)
+    queries = [all_queries[i] for i in keep]
+    targets = data.rank_targets(split)[keep]
     ranked = model.rank(queries, TOP_K, **_variant_kwargs(variant))
     if len(ranked) != len(queries):
         raise RuntimeError(f"model returned {len(ranked)} lists for {len(queries)} queries")
@@ -54,9 +65,12 @@ def evaluate_ranker(model, data: BenchData, task: str, split: str, variant: str 
     return Evaluation(metrics, ranks=ranks)
 
 
-def evaluate_explainer(model, data: BenchData, split: str, variant: str | None = None) -> Evaluation:
-    records = data.review_split(split)
-    queries = data.explain_queries(split)
+def evaluate_explainer(model, data: BenchData, split: str, variant: str | None = None,
+                       limit: int | None = None) -> Evaluation:
+    all_records, all_queries = data.review_split(split), data.explain_queries(split)
+    keep = _subset(len(all_records), limit)
+    records = [all_records[i] for i in keep]
+    queries = [all_queries[i] for i in keep]
     texts = model.explain(queries, **_variant_kwargs(variant))
     if len(texts) != len(queries):
         raise RuntimeError(f"model returned {len(texts)} explanations for {len(queries)} records")

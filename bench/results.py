@@ -15,10 +15,19 @@ RECORD_SCHEMA = 1
 VERSIONED_PACKAGES = ("torch", "numpy", "scipy", "transformers", "implicit", "nltk", "rouge-score", "adapters", "open_clip_torch")
 
 
-def record_path(results_dir: Path, rec: dict) -> Path:
+def _run_dir(results_dir: Path, kind: str, rec: dict) -> Path:
     model = rec["model"] + (f"+{rec['tag']}" if rec.get("tag") else "")
+    return Path(results_dir) / kind / rec["dataset"] / rec["task"] / model
+
+
+def record_path(results_dir: Path, rec: dict) -> Path:
     prompt = f"__{rec['prompt']}" if rec.get("prompt") else ""
-    return Path(results_dir) / "runs" / rec["dataset"] / rec["task"] / model / f"seed{rec['seed']}{prompt}.json"
+    return _run_dir(results_dir, "runs", rec) / f"seed{rec['seed']}{prompt}.json"
+
+
+def checkpoint_dir(results_dir: Path, rec: dict) -> Path:
+    """Where an unfinished run keeps its resumable checkpoints (removed when it completes)."""
+    return _run_dir(results_dir, "checkpoints", rec) / f"seed{rec['seed']}"
 
 
 def write_record(results_dir: Path, rec: dict) -> Path:

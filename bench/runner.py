@@ -31,6 +31,7 @@ class RunPlan:
     data_root: str | None = None
     results_dir: str = "results"
     tag: str | None = None
+    tuned: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (task, model) -> bench tune's choice
 
     def jobs(self):
         for task in self.tasks:
@@ -52,6 +53,7 @@ def plan_run(
     data_root_: str | None = None,
     results_dir: str = "results",
     tag: str | None = None,
+    tuned: bool = False,
 ) -> RunPlan:
     """Check tasks, dataset, models and --set keys before any data is loaded or generated."""
     from bench.data.splits import INDEXINGS
@@ -87,7 +89,12 @@ def plan_run(
         build_config(all_models()[m].config, overrides, strict=False)
     if not seeds:
         raise UsageError("--seeds: give at least one seed")
-    return RunPlan(dataset, tasks, per_task, seeds, overrides, epochs, device, indexing, data_root_, results_dir, tag)
+    chosen = {}
+    if tuned:
+        from bench.tune import load_tuned
+
+        chosen = {(t, m): load_tuned(results_dir, dataset, t, m) for t, ms in per_task.items() for m in ms}
+    return RunPlan(dataset, tasks, per_task, seeds, overrides, epochs, device, indexing, data_root_, results_dir, tag, chosen)
 
 
 def _dataset_tasks(dataset: str, root: str | None) -> list[str]:
@@ -126,7 +133,9 @@ def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
 
 
 def _run_child(plan: RunPlan, task: str, model: str, seed: int, command: str) -> JobResult:
-    overrides = {k: v for k, v in plan.overrides.items() if k in all_models()[model].config.__dataclass_fields__}
+    fields = all_models()[model].config.__dataclass_fields__
+    # explicit --set values win over the values `bench tune` chose
+    overrides = plan.tuned.get((task, model), {}) | {k: v for k, v in plan.overrides.items() if k in fields}
     with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
         spec = {
             "model": model, "task": task, "dataset": plan.dataset, "seed": seed, "device": plan.device,

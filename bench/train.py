@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import tempfile
@@ -68,11 +69,13 @@ class FitLog:
         monitor: str,
         name: str = "model",
         verbose: bool = True,
+        checkpoint_dir: str | Path | None = None,
     ):
         self.validate = validate
         self.monitor = monitor
         self.name = name
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
         self.epoch_times: list[float] = []
         self.history: list[dict] = []
         self.best_epoch: int | None = None
@@ -87,14 +90,32 @@ class FitLog:
             print(f"[{self.name}] {msg}", file=sys.stderr, flush=True)
 
     def epochs(self, model, max_epochs: int, patience: int, min_epochs: int = 1) -> Iterator[int]:
-        """Yield epoch numbers (1-based); the model trains one epoch per iteration."""
+        """Yield epoch numbers (1-based); the model trains one epoch per iteration.
+
+        With ``checkpoint_dir`` set, the best checkpoint and this log's state are kept there,
+        and a model with ``save_training_state``/``load_training_state`` (optimizer, schedule,
+        RNG) is checkpointed after every epoch: an interrupted run started again with the same
+        directory resumes after its last completed epoch.
+        """
         if max_epochs < 1:
             raise ValueError("max_epochs must be >= 1")
         with tempfile.TemporaryDirectory(prefix="bench-best-") as tmp:
-            best = Path(tmp) / "best"
-            bad = 0
+            ckpt = Path(self.checkpoint_dir) if self.checkpoint_dir else Path(tmp)
+            resumable = self.checkpoint_dir is not None and hasattr(model, "save_training_state")
+            best, state_file = ckpt / "best", ckpt / "log.json"
+            bad, first = 0, 1
+            if resumable and state_file.exists():
+                st = json.loads(state_file.read_text())
+                self.history, self.best_epoch, self.best_score, bad = st["history"], st["best_epoch"], st["best_score"], st["bad"]
+                self.epoch_times = [row["train_s"] for row in self.history]
+                model.load_training_state(ckpt / "last")
+                first = len(self.history) + 1
+                self.say(f"resuming after epoch {first - 1} from {ckpt}")
+                if bad >= patience or first > max_epochs:
+                    first = max_epochs + 1  # it had finished; only restore the best state below
             t_start = time.perf_counter()
-            for epoch in range(1, max_epochs + 1):
+            epoch = first - 1
+            for epoch in range(first, max_epochs + 1):
                 self._loss = None
                 t0 = time.perf_counter()
                 yield epoch
@@ -105,16 +126,22 @@ class FitLog:
                     row["val"] = self.validate()
                     score = row["val"][self.monitor]
                 self.history.append(row)
-                improved = score is None or score > self.best_score
-                if improved:
+                if score is None or score > self.best_score:
                     self.best_score, self.best_epoch = (score if score is not None else self.best_score), epoch
                     if self.validate is not None:
                         model.save(best)
                     bad = 0
                 else:
                     bad += 1
+                if resumable:
+                    model.save_training_state(ckpt / "last")
+                    from bench.io import atomic_write_json
+
+                    atomic_write_json(state_file, {"history": self.history, "best_epoch": self.best_epoch,
+                                                   "best_score": self.best_score, "bad": bad})
                 elapsed = time.perf_counter() - t_start
-                eta = elapsed / epoch * (max_epochs - epoch)
+                done = epoch - first + 1
+                eta = elapsed / done * (max_epochs - epoch)
                 loss_s = "" if self._loss is None else f" loss {self._loss:.4f}"
                 val_s = "" if score is None else f" val {self.monitor} {score:.4f} (best {self.best_score:.4f} @ {self.best_epoch})"
                 self.say(
@@ -124,7 +151,8 @@ class FitLog:
                 if bad >= patience and epoch >= min_epochs:
                     self.say(f"early stop: no improvement for {patience} epochs")
                     break
-            if self.validate is not None and self.best_epoch is not None and self.best_epoch != epoch:
+            last = len(self.history)
+            if self.validate is not None and self.best_epoch is not None and self.best_epoch != last:
                 model.load(best)
                 self.say(f"restored best epoch {self.best_epoch}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import sys
 import time
 import traceback
@@ -33,7 +34,7 @@ def run_one(spec: dict) -> list[str]:
     from bench.data import load_dataset
     from bench.evaluate import evaluate
     from bench.registry import check_model_task
-    from bench.results import git_commit, now_iso, package_versions, write_record
+    from bench.results import checkpoint_dir, git_commit, now_iso, package_versions, write_record
     from bench.train import FitLog, resolve_device, seed_everything
 
     name, task, seed = spec["model"], spec["task"], spec["seed"]
@@ -55,7 +56,12 @@ def run_one(spec: dict) -> list[str]:
     model = model_spec.cls(cfg, data, task=task, device=device, seed=seed)
     variants = list(model.variants(task)) if hasattr(model, "variants") else [None]
     monitor = MONITOR[task]
-    log = FitLog(lambda: evaluate(model, data, task, "val", variants[0]).metrics, monitor, name=name)
+    val_limit = getattr(cfg, "val_queries", None)  # slow (generative) models validate on a fixed subset
+    # per-run checkpoints: an interrupted run started again with the same command resumes
+    ckpt_dir = checkpoint_dir(spec["results_dir"], {"model": name, "task": task, "dataset": data.name, "seed": seed,
+                                                    "tag": spec.get("tag")})
+    log = FitLog(lambda: evaluate(model, data, task, "val", variants[0], limit=val_limit).metrics, monitor, name=name,
+                 checkpoint_dir=ckpt_dir)
     t0 = time.perf_counter()
     model.fit(log)
     fit_s = time.perf_counter() - t0
@@ -101,6 +107,7 @@ def run_one(spec: dict) -> list[str]:
             "command": spec.get("command"),
         }
         paths.append(str(write_record(spec["results_dir"], rec)))
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run is complete: its records replace the checkpoints
     return paths
 
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import sys
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -33,6 +34,10 @@ from models.tokenizer import PromptTokenizer
 from models.trie import Trie, allowed_tokens_fn
 
 N_CANDIDATES = 100
+
+# transformers 4.57 warns on every generate() step about the `adapters` library's legacy cache
+# tuples (harmless; it converts them); keep the per-epoch progress readable
+warnings.filterwarnings("ignore", message=r".*past_key_value.*", category=FutureWarning)
 
 
 class GenerativeRecommender:
@@ -184,6 +189,20 @@ class GenerativeRecommender:
             labels[b, : len(r)] = torch.tensor(r)
         return labels.to(self.device)
 
+    def _batches(self, samples: list[Prompt]) -> list[np.ndarray]:
+        """Shuffled batches of similar prompt length: a direct prompt lists 100 candidates
+        (~750 tokens) and a yes/no prompt ~30, so random batches would pad everything to the
+        longest. Sort within shuffled chunks of 50 batches, then shuffle the batches."""
+        bs = self.cfg.batch_size
+        order = self.rng.permutation(len(samples))
+        length = np.array([len(p.text) for p in samples])
+        batches = []
+        for c in range(0, len(order), 50 * bs):
+            chunk = order[c : c + 50 * bs]
+            chunk = chunk[np.argsort(length[chunk], kind="stable")]
+            batches += [chunk[i : i + bs] for i in range(0, len(chunk), bs)]
+        return [batches[i] for i in self.rng.permutation(len(batches))]
+
     def _autocast(self):
         if self.device.startswith("cuda") and self.cfg.amp:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -203,12 +222,12 @@ class GenerativeRecommender:
         sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * steps), steps)
         scaler = torch.amp.GradScaler("cuda", enabled=self.device.startswith("cuda") and cfg.amp
                                       and not torch.cuda.is_bf16_supported())
+        self._train_state = {"opt": opt, "sched": sched, "scaler": scaler}  # checkpointed with the net each epoch
         for epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
             if epoch > 1:  # fresh samples (positions, negatives, templates) every epoch
                 samples = self._samples(self.rng, self.render, self.train_tasks)
             self.net.train()
-            order = self.rng.permutation(len(samples))
-            batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+            batches = self._batches(samples)
             total = 0.0
             for idx in progress(batches, desc=f"{self.name} epoch {epoch}"):
                 batch = [samples[i] for i in idx]
@@ -233,6 +252,9 @@ class GenerativeRecommender:
 
     @torch.no_grad()
     def _generate(self, prompts: list[Prompt], **kw):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # the same legacy-cache notice, logged instead of warned
         self.net.eval()
         ids, words, mask, feats = self._encode_inputs(prompts)
         with self._autocast():
@@ -287,6 +309,23 @@ class GenerativeRecommender:
 
     def load(self, path: Path) -> None:
         self.net.load_state_dict(torch.load(Path(path) / "net.pt", map_location=self.device, weights_only=True))
+
+    def save_training_state(self, path: Path) -> None:
+        """Everything needed to resume training after this epoch (FitLog calls it every epoch)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.state_dict() for k, v in self._train_state.items()}
+        state |= {"net": self.net.state_dict(), "rng": self.rng.bit_generator.state}
+        tmp = path / "state.pt.tmp"
+        torch.save(state, tmp)
+        tmp.replace(path / "state.pt")
+
+    def load_training_state(self, path: Path) -> None:
+        state = torch.load(Path(path) / "state.pt", map_location=self.device, weights_only=False)
+        self.net.load_state_dict(state["net"])
+        for k, v in self._train_state.items():
+            v.load_state_dict(state[k])
+        self.rng.bit_generator.state = state["rng"]
 
     def num_params(self) -> tuple[int, int]:
         return torch_param_counts(self.net)

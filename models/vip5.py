@@ -48,6 +48,7 @@ class VIP5Config:
     dropout: float = 0.1
     batch_size: int = 32
     eval_batch_size: int = 16  # queries per beam search call
+    val_queries: int | None = 300  # per-epoch validation on a fixed subset of users / records (None = all)
     epochs: int = 10
     patience: int = 3
     amp: bool = True  # mixed precision on CUDA (bf16 where supported)

@@ -95,6 +95,7 @@ def test_extract_random_init(toy, no_network, capsys):
     np.testing.assert_array_equal(data.features("vitb32")[j], rows[1])
 
 
+@pytest.mark.slow  # builds ViT-B-32 twice and writes a 300 MB checkpoint: ~7 s on an idle 2-core CPU
 def test_extract_from_a_local_checkpoint_matches_the_model(toy, tmp_path, no_network):
     open_clip = pytest.importorskip("open_clip")
     import torch

@@ -77,3 +77,33 @@ def test_p5_is_text_only_and_fully_trained(tiny):
     trainable, total = p5.num_params()
     assert trainable == total
     assert "<img>" not in p5.render.render("B-1", user=0, item=1, target="yes").text
+
+
+def test_interrupted_training_resumes_after_the_last_completed_epoch(tiny, tmp_path):
+    over = {"epochs": 2, "seq_samples_per_user": 1}
+    calls = []
+
+    def validate_then_crash():
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the run dies during epoch 2's validation
+        return {"ndcg@10": 0.5}
+
+    m = _vip5(tiny, task="sequential", **over)
+    with pytest.raises(KeyboardInterrupt):
+        m.fit(FitLog(validate_then_crash, "ndcg@10", verbose=False, checkpoint_dir=tmp_path))
+    after_epoch_1 = torch.load(tmp_path / "last" / "state.pt", weights_only=False)["net"]
+
+    fresh = _vip5(tiny, task="sequential", **over)
+    seen = {}
+    orig = fresh._batches
+
+    def spy(samples):  # the state the resumed epoch starts from
+        seen.setdefault("start", {k: v.clone() for k, v in fresh.net.state_dict().items()})
+        return orig(samples)
+
+    fresh._batches = spy
+    log = FitLog(lambda: {"ndcg@10": 0.6}, "ndcg@10", verbose=False, checkpoint_dir=tmp_path)
+    fresh.fit(log)
+    assert [row["epoch"] for row in log.history] == [1, 2] and log.best_epoch == 2
+    assert all(torch.equal(seen["start"][k], v) for k, v in after_epoch_1.items())
