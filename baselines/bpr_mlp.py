@@ -63,19 +63,19 @@ class NeuMF(nn.Module):
             nn.init.normal_(emb.weight, std=0.01)  # NCF's initialisation
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """users, items: equal-shaped id tensors [...] -> scores [...]."""
-        gmf = self.user_gmf(users) * self.item_gmf(items)  # [..., d]
-        mlp = self.mlp(torch.cat([self.user_mlp(users), self.item_mlp(items)], -1))  # [..., layers[-1]]
-        return self.fuse(torch.cat([gmf, mlp], -1)).squeeze(-1)  # [...]
+        """users [B], items [B, C] -> scores [B, C]."""
+        C = items.shape[1]
+        gmf = self.user_gmf(users)[:, None] * self.item_gmf(items)  # [B, C, d]
+        pair = torch.cat([self.user_mlp(users)[:, None].expand(-1, C, -1), self.item_mlp(items)], -1)  # [B, C, 2d]
+        return self.fuse(torch.cat([gmf, self.mlp(pair)], -1)).squeeze(-1)  # [B, C]
 
     def embeddings(self) -> list[nn.Embedding]:
         return [self.user_gmf, self.item_gmf, self.user_mlp, self.item_mlp]
 
-    def sq_norms(self, users: torch.Tensor, *item_sets: torch.Tensor) -> torch.Tensor:
-        """Squared norms of the embedding rows of users [N] and of each item tensor [N], summed: [N]."""
-        rows = [self.user_gmf(users), self.user_mlp(users)]
-        rows += [emb(items) for items in item_sets for emb in (self.item_gmf, self.item_mlp)]
-        return sum(r.pow(2).sum(-1) for r in rows)
+    def sq_norms(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Squared norms of the embedding rows of users [B] and items [B, C], summed per row: [B]."""
+        user = self.user_gmf(users).pow(2).sum(-1) + self.user_mlp(users).pow(2).sum(-1)  # [B]
+        return user + (self.item_gmf(items).pow(2) + self.item_mlp(items).pow(2)).sum((-2, -1))  # [B]
 
 
 def training_pairs(data: BenchData) -> tuple[np.ndarray, np.ndarray]:
@@ -125,11 +125,9 @@ class BPRMLP:
             for start in progress(range(0, len(order), cfg.batch_size), desc="bpr_mlp batches"):
                 idx = order[start : start + cfg.batch_size]
                 u = torch.from_numpy(users[idx]).to(self.device)  # [B]
-                i = torch.from_numpy(items[idx]).to(self.device)  # [B]
-                j = torch.from_numpy(negs[idx]).to(self.device)  # [B]
-                diff = self.net(u, i) - self.net(u, j)  # [B]
-                reg = self.net.sq_norms(u, i, j)  # [B]
-                loss = -F.logsigmoid(diff).mean() + cfg.l2 * reg.mean()
+                ij = torch.from_numpy(np.stack([items[idx], negs[idx]], 1)).to(self.device)  # [B, 2] (pos, neg)
+                x = self.net(u, ij)  # [B, 2]: one pass for both items
+                loss = -F.logsigmoid(x[:, 0] - x[:, 1]).mean() + cfg.l2 * self.net.sq_norms(u, ij).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -142,7 +140,7 @@ class BPRMLP:
         if cands is None:  # full ranking (not used by the direct task, kept for completeness)
             cands = np.broadcast_to(np.arange(self.data.n_items), (len(batch), self.data.n_items))
         items = torch.as_tensor(np.ascontiguousarray(cands), device=self.device)  # [B, C]
-        users = torch.as_tensor([q.user for q in batch], device=self.device)[:, None].expand_as(items)  # [B, C]
+        users = torch.as_tensor([q.user for q in batch], device=self.device)  # [B]
         return self.net(users, items).float().cpu().numpy()  # [B, C]
 
     def rank(self, queries, k: int) -> list[list[int]]:

@@ -38,6 +38,8 @@ def _most_frequent(counts: dict[object, Counter]) -> dict[str, str]:
 class ExplainRef:
     """Reference explainer: the most frequent training explanation of the feature word (no model)."""
 
+    TUNE_GRID: dict = {}  # nothing to tune
+
     def __init__(self, cfg: ExplainRefConfig, data: BenchData, *, task: str, device: str = "cpu", seed: int = 0):
         data.require("reviews", "explain_ref")
         self.cfg, self.data = cfg, data

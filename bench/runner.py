@@ -117,6 +117,10 @@ class JobResult:
 
 
 def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
+    import signal
+
+    # SIGTERM (kill, CI timeouts) unwinds like Ctrl-C, so the running child is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if plan.dataset == SYNTHETIC:  # generate once here, not concurrently in the children
         from bench.data import load_dataset
 
@@ -147,7 +151,16 @@ def _run_child(plan: RunPlan, task: str, model: str, seed: int, command: str) ->
         spec_path.write_text(json.dumps(spec))
         t0 = time.perf_counter()
         # the child's progress goes straight to our stderr; its outcome comes back in out.json
-        proc = subprocess.run([sys.executable, "-m", "bench.worker", str(spec_path)], env=os.environ.copy())
+        proc = subprocess.Popen([sys.executable, "-m", "bench.worker", str(spec_path)], env=os.environ.copy())
+        try:
+            proc.wait()
+        except BaseException:  # interrupted or terminated: do not leave the child training on its own
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
         wall = time.perf_counter() - t0
         out_path = Path(spec["out"])
         if not out_path.exists():

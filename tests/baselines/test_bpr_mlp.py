@@ -23,7 +23,7 @@ def test_score_fuses_the_gmf_and_mlp_branches():
         net.fuse.weight.copy_(torch.tensor([[1.0, 0.5, 1.0, 1.0, -1.0]]))
         net.fuse.bias.fill_(0.25)
     # 3 + 4 (gmf) + 3 + 0 - 2 (mlp) + 0.25
-    assert net(torch.tensor([1]), torch.tensor([0])).item() == pytest.approx(8.25)
+    assert net(torch.tensor([1]), torch.tensor([[0]])).item() == pytest.approx(8.25)
 
 
 def test_layers_override_builds_the_tower():
@@ -44,7 +44,7 @@ def test_negatives_are_never_training_interactions(tiny):
 
 
 def test_training_lowers_the_bpr_loss_and_scores_only_candidates(tiny):
-    model = BPRMLP(BPRMLPConfig(epochs=5, patience=5, lr=1e-2), tiny, task="direct", seed=0)
+    model = BPRMLP(BPRMLPConfig(epochs=3, patience=3, lr=1e-2), tiny, task="direct", seed=0)
     log = FitLog(None, "ndcg@10", verbose=False)
     model.fit(log)
     losses = [row["loss"] for row in log.history]

@@ -24,7 +24,7 @@ REQUIRED_FIELDS = {
     "argv,needle",
     [
         (["run", "--dataset", "amazon"], "unknown dataset 'amazon'; known datasets: synthetic"),
-        (["run", "--models", "sasrek"], "unknown model 'sasrek'; known models: bpr_mf, "),
+        (["run", "--models", "sasrek"], "unknown model 'sasrek'; known models: attn2seq, bpr_mf, bpr_mlp, "),
         (["run", "--task", "rating"], "unknown task 'rating'; known tasks: direct, explanation, sequential"),
         (["run", "--task", "explanation", "--models", "sasrec"], "does not support task 'explanation'"),
         (["run", "--task", "sequential", "--set", "hiden=3"], "--set hiden: no selected model has this config key"),
@@ -56,8 +56,8 @@ def test_run_writes_records_and_contains_a_crash(tiny_root, tmp_path):
     env = os.environ | {"BENCH_PLUGINS": "bench_test_plugins", "PYTHONPATH": str(PLUGINS)}
     results = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--task", "direct", "--models", "crashy,pop,bpr_mf", "--epochs", "2",
-         "--data-root", str(tiny_root), "--results-dir", str(results), "--device", "cpu"],
+        [sys.executable, "-m", "bench", "run", "--task", "direct", "--dataset", "tiny", "--models", "crashy,pop,bpr_mf",
+         "--epochs", "2", "--data-root", str(tiny_root), "--results-dir", str(results), "--device", "cpu"],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 1, proc.stderr
@@ -71,3 +71,27 @@ def test_run_writes_records_and_contains_a_crash(tiny_root, tmp_path):
         assert set(rec["metrics"]) >= {"hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10"}
         assert rec["indexing"] == "random" and rec["device"] == "cpu"
     assert "| pop" in proc.stdout and "| bpr_mf" in proc.stdout
+
+
+def test_terminating_the_runner_stops_the_model_process(tiny_root, tmp_path):
+    import signal
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    env = os.environ | {"BENCH_PLUGINS": "bench_test_plugins", "PYTHONPATH": str(PLUGINS), "SLEEPY_PID_FILE": str(pid_file)}
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "--task", "sequential", "--models", "sleepy", "--data-root", str(tiny_root),
+         "--results-dir", str(tmp_path / "results"), "--device", "cpu"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child = int(pid_file.read_text())
+    runner.send_signal(signal.SIGTERM)
+    runner.wait(timeout=60)
+    for _ in range(100):
+        if not Path(f"/proc/{child}").exists():
+            break
+        time.sleep(0.1)
+    assert not Path(f"/proc/{child}").exists(), "the model's process outlived the runner"

@@ -19,3 +19,19 @@ class Crashy:
 
     def fit(self, log):
         raise RuntimeError("deliberate crash for the test")
+
+
+@register_model("sleepy", tasks={"sequential"}, config=CrashConfig)
+class Sleepy:
+    """Writes its process id to $SLEEPY_PID_FILE, then sleeps in fit (to test that stopping the runner stops it)."""
+
+    def __init__(self, cfg, data, *, task, device="cpu", seed=0):
+        pass
+
+    def fit(self, log):
+        import os
+        import time
+        from pathlib import Path
+
+        Path(os.environ["SLEEPY_PID_FILE"]).write_text(str(os.getpid()))
+        time.sleep(300)
