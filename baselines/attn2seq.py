@@ -15,7 +15,6 @@ left out; the attention then weighs the user against the item at every word.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import torch_param_counts
+from bench.model import TorchNetState
 from bench.registry import register_model
 from bench.text import Vocab, greedy_decode, pad_batch
 from bench.train import progress
@@ -94,7 +93,7 @@ class Attn2SeqNet(nn.Module):
 
 
 @register_model("attn2seq", tasks={"explanation"}, config=Attn2SeqConfig)
-class Attn2Seq:
+class Attn2Seq(TorchNetState):
     """Attn2Seq (Dong et al., EACL 2017): attribute encoder and attentive LSTM decoder."""
 
     TUNE_GRID = {"hidden": [128, 256, 512], "lr": [2e-3, 5e-3], "dropout": [0.0, 0.2]}
@@ -147,13 +146,3 @@ class Attn2Seq:
             ids = greedy_decode(step, len(batch), self.cfg.max_words, self.device)
             out.extend(self.vocab.decode(row) for row in ids)
         return out
-
-    def save(self, path: Path) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        torch.save(self.net.state_dict(), Path(path) / "attn2seq.pt")
-
-    def load(self, path: Path) -> None:
-        self.net.load_state_dict(torch.load(Path(path) / "attn2seq.pt", map_location=self.device, weights_only=True))
-
-    def num_params(self) -> tuple[int, int]:
-        return torch_param_counts(self.net)

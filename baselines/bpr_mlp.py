@@ -21,7 +21,6 @@ Only the direct task: the query's 100 candidates are scored, nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import rank_by_scores, torch_param_counts
+from bench.model import TorchNetState, rank_by_scores
 from bench.registry import register_model
 from bench.train import progress
 
@@ -97,7 +96,7 @@ def sample_negatives(users: np.ndarray, seen: np.ndarray, n_items: int, rng: np.
 
 
 @register_model("bpr_mlp", tasks={"direct"}, config=BPRMLPConfig)
-class BPRMLP:
+class BPRMLP(TorchNetState):
     """BPR-MLP: NeuMF-style MF + MLP fusion (He et al., WWW 2017) trained with BPR (Rendle et al., UAI 2009)."""
 
     TUNE_GRID = {"l2": [1e-5, 1e-4, 1e-3], "dropout": [0.0, 0.2, 0.5], "lr": [1e-3, 3e-3]}
@@ -145,13 +144,3 @@ class BPRMLP:
 
     def rank(self, queries, k: int) -> list[list[int]]:
         return rank_by_scores(queries, k, self._scores)
-
-    def save(self, path: Path) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        torch.save(self.net.state_dict(), Path(path) / "bpr_mlp.pt")
-
-    def load(self, path: Path) -> None:
-        self.net.load_state_dict(torch.load(Path(path) / "bpr_mlp.pt", map_location=self.device, weights_only=True))
-
-    def num_params(self) -> tuple[int, int]:
-        return torch_param_counts(self.net)

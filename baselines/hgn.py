@@ -19,7 +19,6 @@ instance-gated average (the code gives padding a learned embedding).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import rank_by_scores, torch_param_counts
+from bench.model import TorchNetState, rank_by_scores
 from bench.registry import register_model
 from bench.train import progress
 
@@ -116,7 +115,7 @@ def sliding_windows(seqs: list[np.ndarray], L: int, T: int) -> tuple[np.ndarray,
 
 
 @register_model("hgn", tasks={"sequential"}, config=HGNConfig)
-class HGN:
+class HGN(TorchNetState):
     """HGN (Ma et al., KDD 2019): feature and instance gating over the last L items, plus user and item-item terms."""
 
     TUNE_GRID = {"L": [3, 5], "l2": [1e-4, 1e-3], "batch_size": [512, 4096]}
@@ -182,13 +181,3 @@ class HGN:
 
     def rank(self, queries, k: int) -> list[list[int]]:
         return rank_by_scores(queries, k, self._scores, batch_size=1024)
-
-    def save(self, path: Path) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        torch.save(self.net.state_dict(), Path(path) / "hgn.pt")
-
-    def load(self, path: Path) -> None:
-        self.net.load_state_dict(torch.load(Path(path) / "hgn.pt", map_location=self.device, weights_only=True))
-
-    def num_params(self) -> tuple[int, int]:
-        return torch_param_counts(self.net)

@@ -14,7 +14,6 @@ only the explanation sentence. Generation is greedy (the paper uses beam search)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import torch_param_counts
+from bench.model import TorchNetState
 from bench.registry import register_model
 from bench.text import Vocab, greedy_decode, pad_batch
 from bench.train import progress
@@ -84,7 +83,7 @@ class NRTNet(nn.Module):
 
 
 @register_model("nrt", tasks={"explanation"}, config=NRTConfig)
-class NRT:
+class NRT(TorchNetState):
     """NRT (Li et al., SIGIR 2017): MLP rating regression + GRU tips generation, trained jointly."""
 
     TUNE_GRID = {"hidden": [128, 256, 400], "lr": [2e-3, 5e-3], "rating_weight": [0.1, 1.0]}
@@ -157,13 +156,3 @@ class NRT:
             rating, _ = self.net.encode(user, item)
             out.extend(rating.clamp(self.r_min, self.r_max).tolist())
         return out
-
-    def save(self, path: Path) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        torch.save(self.net.state_dict(), Path(path) / "nrt.pt")
-
-    def load(self, path: Path) -> None:
-        self.net.load_state_dict(torch.load(Path(path) / "nrt.pt", map_location=self.device, weights_only=True))
-
-    def num_params(self) -> tuple[int, int]:
-        return torch_param_counts(self.net)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import torch_param_counts
+from bench.model import TorchNetState
 from bench.registry import register_model
 from bench.text import Vocab, greedy_decode, pad_batch
 from bench.train import progress
@@ -116,7 +115,7 @@ class PETERNet(nn.Module):
 
 
 @register_model("peter", tasks={"explanation"}, config=PETERConfig)
-class PETER:
+class PETER(TorchNetState):
     """PETER (Li, Zhang & Chen, ACL 2021): Transformer over [user, item, words] with the PETER mask."""
 
     TUNE_GRID = {"d_model": [64, 128, 256], "lr": [1e-3, 2e-3], "dropout": [0.1, 0.2]}
@@ -202,16 +201,6 @@ class PETER:
             h = self.net(user, item, torch.cat([hints, bos], 1))  # [B, 2+H+1, d]
             out.extend(self.net.rating(h[:, 0]).squeeze(-1).clamp(self.r_min, self.r_max).tolist())
         return out
-
-    def save(self, path: Path) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        torch.save(self.net.state_dict(), Path(path) / "peter.pt")
-
-    def load(self, path: Path) -> None:
-        self.net.load_state_dict(torch.load(Path(path) / "peter.pt", map_location=self.device, weights_only=True))
-
-    def num_params(self) -> tuple[int, int]:
-        return torch_param_counts(self.net)
 
 
 @register_model("peter_plus", tasks={"explanation"}, config=PETERPlusConfig)

@@ -23,7 +23,6 @@ divided by the batch size). Ranking is over all items, history included.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -32,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import rank_by_scores, torch_param_counts
+from bench.model import TorchNetState, rank_by_scores
 from bench.registry import register_model
 from bench.train import progress
 
@@ -209,7 +208,7 @@ def pretrain_batch(seqs: list[np.ndarray], long_seq: np.ndarray, n_items: int, m
 
 
 @register_model("s3rec", tasks={"sequential"}, config=S3RecConfig)
-class S3Rec:
+class S3Rec(TorchNetState):
     """S3-Rec (Zhou et al., CIKM 2020): self-supervised pre-training (AAP, MIP, MAP, SP), then next-item fine-tuning."""
 
     TUNE_GRID = {"pretrain_epochs": [0, 20, 100], "dropout": [0.2, 0.5], "loss": ["ce", "bce"]}
@@ -302,13 +301,3 @@ class S3Rec:
 
     def rank(self, queries, k: int) -> list[list[int]]:
         return rank_by_scores(queries, k, self._scores, batch_size=256)
-
-    def save(self, path: Path) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        torch.save(self.net.state_dict(), Path(path) / "s3rec.pt")
-
-    def load(self, path: Path) -> None:
-        self.net.load_state_dict(torch.load(Path(path) / "s3rec.pt", map_location=self.device, weights_only=True))
-
-    def num_params(self) -> tuple[int, int]:
-        return torch_param_counts(self.net)

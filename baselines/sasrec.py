@@ -12,7 +12,6 @@ is over all items, history items included.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import rank_by_scores, torch_param_counts
+from bench.model import TorchNetState, rank_by_scores
 from bench.registry import register_model
 from bench.train import progress
 
@@ -83,7 +82,7 @@ class SASRecNet(nn.Module):
 
 
 @register_model("sasrec", tasks={"sequential"}, config=SASRecConfig)
-class SASRec:
+class SASRec(TorchNetState):
     """SASRec (Kang & McAuley, ICDM 2018): causal self-attention over the item history."""
 
     def __init__(self, cfg: SASRecConfig, data: BenchData, *, task: str, device: str = "cpu", seed: int = 0):
@@ -143,13 +142,3 @@ class SASRec:
 
     def rank(self, queries, k: int) -> list[list[int]]:
         return rank_by_scores(queries, k, self._scores, batch_size=256)
-
-    def save(self, path: Path) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        torch.save(self.net.state_dict(), Path(path) / "sasrec.pt")
-
-    def load(self, path: Path) -> None:
-        self.net.load_state_dict(torch.load(Path(path) / "sasrec.pt", map_location=self.device, weights_only=True))
-
-    def num_params(self) -> tuple[int, int]:
-        return torch_param_counts(self.net)

@@ -23,7 +23,6 @@ default so that one learning rate suits any encoder (CLIP features already are).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import rank_by_scores, torch_param_counts
+from bench.model import TorchNetState, rank_by_scores
 from bench.registry import register_model
 from bench.train import progress
 
@@ -95,7 +94,7 @@ def sample_negatives(users: np.ndarray, seen: np.ndarray, n_items: int, rng: np.
 
 
 @register_model("vbpr", tasks={"direct"}, config=VBPRConfig)
-class VBPR:
+class VBPR(TorchNetState):
     """VBPR (He & McAuley, AAAI 2016): BPR-MF plus a visual term from item image features."""
 
     TUNE_GRID = {"lambda_theta": [1e-5, 1e-4, 1e-3], "lr": [1e-3, 3e-3], "visual_factors": [16, 32, 64]}
@@ -152,13 +151,3 @@ class VBPR:
 
     def rank(self, queries, k: int) -> list[list[int]]:
         return rank_by_scores(queries, k, self._scores)
-
-    def save(self, path: Path) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        torch.save(self.net.state_dict(), Path(path) / "vbpr.pt")
-
-    def load(self, path: Path) -> None:
-        self.net.load_state_dict(torch.load(Path(path) / "vbpr.pt", map_location=self.device, weights_only=True))
-
-    def num_params(self) -> tuple[int, int]:
-        return torch_param_counts(self.net)

@@ -44,6 +44,16 @@ def atomic_write_npy(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def atomic_torch_save(path: Path, obj) -> None:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def _json_default(o):
     if isinstance(o, np.integer):
         return int(o)

@@ -43,6 +43,27 @@ def torch_param_counts(*modules) -> tuple[int, int]:
     return trainable, total
 
 
+class TorchNetState:
+    """save / load / num_params for a model whose whole state is the torch module `self.net`
+    (on `self.device`): one state-dict file, written atomically."""
+
+    STATE_FILE = "net.pt"
+
+    def save(self, path: Path) -> None:
+        from bench.io import atomic_torch_save
+
+        atomic_torch_save(Path(path) / self.STATE_FILE, self.net.state_dict())
+
+    def load(self, path: Path) -> None:
+        import torch
+
+        state = torch.load(Path(path) / self.STATE_FILE, map_location=self.device, weights_only=True)
+        self.net.load_state_dict(state)
+
+    def num_params(self) -> tuple[int, int]:
+        return torch_param_counts(self.net)
+
+
 def rank_by_scores(
     queries: Sequence[RankQuery],
     k: int,
