@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,ls,data} ...``."""
+"""Command line: ``python -m bench {run,tune,features,ls,data,tables,ablate,check,report,reproduce} ...``."""
 
 from __future__ import annotations
 
@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_features_parser(sub)
 
+    from bench import ablate, check, report_html, reproduce, tables
+
+    tables.add_parser(sub)
+    ablate.add_parser(sub, _ints)
+    check.add_parser(sub)
+    report_html.add_parser(sub)
+    reproduce.add_parser(sub, _ints, _csv)
+
     sub.add_parser("ls", help="list models (with their tasks), tasks and datasets").add_argument("--data-root", default=None)
 
     data = sub.add_parser("data", help="import, generate and inspect datasets")
@@ -81,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
+    from bench import distributed
     from bench.config import parse_sets
     from bench.report import comparison_table
     from bench.runner import execute, plan_run
@@ -91,6 +100,8 @@ def cmd_run(args) -> int:
         results_dir=args.results_dir, tag=args.tag, tuned=args.tuned,
     )
     results = execute(plan, command="python -m bench " + shlex.join(sys.argv[1:]))
+    if not distributed.is_main():  # under torchrun rank 0 alone reports
+        return 0
     for task in plan.tasks:
         recs = [r for res in results if res.task == task for r in res.records]
         fails = [(res.model, res.error) for res in results if res.task == task and res.error]
@@ -192,6 +203,26 @@ def main(argv: list[str] | None = None) -> int:
             from bench.features import cmd_features
 
             return cmd_features(args)
+        if args.cmd == "tables":
+            from bench.tables import cmd_tables
+
+            return cmd_tables(args)
+        if args.cmd == "ablate":
+            from bench.ablate import cmd_ablate
+
+            return cmd_ablate(args)
+        if args.cmd == "check":
+            from bench.check import cmd_check
+
+            return cmd_check(args)
+        if args.cmd == "report":
+            from bench.report_html import cmd_report
+
+            return cmd_report(args)
+        if args.cmd == "reproduce":
+            from bench.reproduce import cmd_reproduce
+
+            return cmd_reproduce(args)
         parser.print_help()
         return 2
     except BenchError as e:

@@ -22,13 +22,17 @@ class Evaluation:
     metrics: dict[str, float]
     ranks: np.ndarray | None = None  # per query: 0-based target rank, -1 = miss (ranking tasks)
     texts: list[str] | None = None  # generated explanations (explanation task)
+    scores: np.ndarray | None = None  # per record sentence-level ROUGE-L F1, % (explanation, when per_query)
 
 
-def evaluate(model, data: BenchData, task: str, split: str, variant: str | None = None, limit: int | None = None) -> Evaluation:
+def evaluate(model, data: BenchData, task: str, split: str, variant: str | None = None, limit: int | None = None,
+             per_query: bool = False) -> Evaluation:
     """Metrics of `model` on `split`. `limit`: a fixed seeded subset of that many queries (used for
-    per-epoch validation of slow generative models; test evaluation always uses every query)."""
+    per-epoch validation of slow generative models; test evaluation always uses every query).
+    `per_query`: also score each explanation on its own (for significance tests; ranking tasks
+    always return per-query ranks)."""
     if task == "explanation":
-        return evaluate_explainer(model, data, split, variant, limit)
+        return evaluate_explainer(model, data, split, variant, limit, per_query)
     return evaluate_ranker(model, data, task, split, variant, limit)
 
 
@@ -66,7 +70,7 @@ def evaluate_ranker(model, data: BenchData, task: str, split: str, variant: str 
 
 
 def evaluate_explainer(model, data: BenchData, split: str, variant: str | None = None,
-                       limit: int | None = None) -> Evaluation:
+                       limit: int | None = None, per_query: bool = False) -> Evaluation:
     all_records, all_queries = data.review_split(split), data.explain_queries(split)
     keep = _subset(len(all_records), limit)
     records = [all_records[i] for i in keep]
@@ -74,7 +78,13 @@ def evaluate_explainer(model, data: BenchData, split: str, variant: str | None =
     texts = model.explain(queries, **_variant_kwargs(variant))
     if len(texts) != len(queries):
         raise RuntimeError(f"model returned {len(texts)} explanations for {len(queries)} records")
-    metrics = text_metrics(texts, [r.explanation for r in records])
+    refs = [r.explanation for r in records]
+    metrics = text_metrics(texts, refs)
     if hasattr(model, "predict_ratings"):
         metrics |= rating_metrics(model.predict_ratings(queries), [r.rating for r in records])
-    return Evaluation(metrics, texts=list(texts))
+    scores = None
+    if per_query:
+        from bench.significance import rouge_l_per_record
+
+        scores = rouge_l_per_record(texts, refs)
+    return Evaluation(metrics, texts=list(texts), scores=scores)

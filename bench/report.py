@@ -46,7 +46,9 @@ def comparison_table(records: list[dict], task: str, failures: list[tuple[str, s
                 _mean_std([float(r["epochs"]) for r in rs], 0),
                 _params(rs[0]["trainable_params"]),
                 _mean_std([r["peak_memory_mb"] for r in rs], 0),
-                "ok",
+                # features from an untrained image tower (`bench features --random-init`) are marked
+                "ok" + (" (random-init features)" if any((r.get("visual_features") or {}).get("weights") == "random init"
+                                                          for r in rs) else ""),
             ]
         )
     for model, err in failures:

@@ -1,5 +1,10 @@
 """`bench run`: validate every name first, then train and evaluate each (task, model, seed)
-in its own subprocess, and print the comparison table."""
+in its own subprocess, and print the comparison table.
+
+Under ``torchrun --nproc_per_node N -m bench run ...`` each of the N processes runs the jobs
+itself instead (no child process): one rank of a DistributedDataParallel job each, rank 0 alone
+evaluating, writing records and printing. Only models that declare ``DISTRIBUTED = True``
+(vip5, p5) may run there; a failure on any rank ends the whole torchrun job."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import distributed
 from bench.config import build_config
 from bench.data import SYNTHETIC, TASKS, check_dataset_name, data_root
 from bench.errors import UsageError
@@ -81,6 +87,12 @@ def plan_run(
     if not tasks:
         raise UsageError(f"none of the models {', '.join(models or [])} supports the tasks of {dataset!r}: {', '.join(available)}")
     selected = {m for ms in per_task.values() for m in ms}
+    if distributed.launched():
+        single = sorted(m for m in selected if not getattr(all_models()[m].cls, "DISTRIBUTED", False))
+        if single:
+            able = sorted(n for n, s in all_models().items() if getattr(s.cls, "DISTRIBUTED", False))
+            raise UsageError(f"under torchrun only {', '.join(able)} train (DistributedDataParallel); run "
+                             f"{', '.join(single)} without torchrun (python -m bench run ... --models {','.join(single)})")
     for key in overrides:
         owners = [m for m in selected if key in all_models()[m].config.__dataclass_fields__]
         if not owners:
@@ -121,32 +133,60 @@ def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
 
     # SIGTERM (kill, CI timeouts) unwinds like Ctrl-C, so the running child is stopped too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if plan.dataset == SYNTHETIC:  # generate once here, not concurrently in the children
+    torchrun = distributed.launched()
+    device = distributed.init(plan.device) if torchrun else plan.device  # this rank's cuda:LOCAL_RANK, or cpu
+    main = distributed.is_main()
+    if plan.dataset == SYNTHETIC:  # generate once here (on rank 0), not concurrently in the children
         from bench.data import load_dataset
 
-        load_dataset(SYNTHETIC, plan.data_root, verify=False)
+        if main:
+            load_dataset(SYNTHETIC, plan.data_root, verify=False)
+        distributed.barrier()
     jobs = list(plan.jobs())
     results = []
     for n, (task, model, seed) in enumerate(jobs, 1):
-        print(f"\n=== [{n}/{len(jobs)}] {model} · {task} · {plan.dataset} · seed {seed} ===", file=sys.stderr, flush=True)
-        results.append(_run_child(plan, task, model, seed, command))
+        if main:
+            print(f"\n=== [{n}/{len(jobs)}] {model} · {task} · {plan.dataset} · seed {seed} ===", file=sys.stderr, flush=True)
+        if torchrun:
+            results.append(_run_in_process(plan, task, model, seed, command, device))
+        else:
+            results.append(_run_child(plan, task, model, seed, command))
         r = results[-1]
         status = "ok" if r.error is None else f"FAILED: {r.error}"
-        print(f"=== {model} · {task}: {status} ({r.wall_s:.1f}s)", file=sys.stderr, flush=True)
+        if main:
+            print(f"=== {model} · {task}: {status} ({r.wall_s:.1f}s)", file=sys.stderr, flush=True)
     return results
 
 
-def _run_child(plan: RunPlan, task: str, model: str, seed: int, command: str) -> JobResult:
+def _job_spec(plan: RunPlan, task: str, model: str, seed: int, command: str) -> dict:
     fields = all_models()[model].config.__dataclass_fields__
     # explicit --set values win over the values `bench tune` chose
     overrides = plan.tuned.get((task, model), {}) | {k: v for k, v in plan.overrides.items() if k in fields}
+    return {
+        "model": model, "task": task, "dataset": plan.dataset, "seed": seed, "device": plan.device,
+        "indexing": plan.indexing, "data_root": plan.data_root, "results_dir": plan.results_dir,
+        "overrides": overrides, "epochs": plan.epochs, "tag": plan.tag, "command": command,
+    }
+
+
+def _run_in_process(plan: RunPlan, task: str, model: str, seed: int, command: str, device: str) -> JobResult:
+    """One rank's part of a torchrun job; only rank 0 gets records back. An error is raised, not
+    contained: the other ranks would wait for this one forever, so torchrun has to stop them."""
+    import gc
+
+    from bench.worker import run_one
+
+    t0 = time.perf_counter()
+    paths = run_one(_job_spec(plan, task, model, seed, command) | {"device": device})
+    gc.collect()  # this model's memory is free before the next job measures its own peak
+    distributed.barrier()  # the others wait here while rank 0 evaluates, so the next job starts together
+    recs = [json.loads(Path(p).read_text()) for p in paths]
+    return JobResult(task, model, seed, recs, None, time.perf_counter() - t0)
+
+
+def _run_child(plan: RunPlan, task: str, model: str, seed: int, command: str) -> JobResult:
     with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
-        spec = {
-            "model": model, "task": task, "dataset": plan.dataset, "seed": seed, "device": plan.device,
-            "indexing": plan.indexing, "data_root": plan.data_root, "results_dir": plan.results_dir,
-            "overrides": overrides, "epochs": plan.epochs, "tag": plan.tag, "command": command,
-            "out": str(Path(tmp) / "out.json"),
-        }
+        spec = _job_spec(plan, task, model, seed, command) | {"out": str(Path(tmp) / "out.json")}
         spec_path = Path(tmp) / "spec.json"
         spec_path.write_text(json.dumps(spec))
         t0 = time.perf_counter()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import distributed
+
 
 def seed_everything(seed: int) -> None:
     import torch
@@ -41,12 +43,13 @@ def _fmt_secs(s: float) -> str:
 
 def progress(iterable: Iterable, total: int | None = None, desc: str = "", enabled: bool = True):
     """A batch progress bar (rate and ETA) on stderr for loops that take a while: it appears after
-    2 s on a terminal, after 30 s (then every 30 s) in a log file, so short loops stay quiet."""
+    2 s on a terminal, after 30 s (then every 30 s) in a log file, so short loops stay quiet.
+    Under torchrun only rank 0 shows one."""
     from tqdm.auto import tqdm
 
     tty = sys.stderr.isatty()
     return tqdm(
-        iterable, total=total, desc=desc, leave=False, disable=not enabled, file=sys.stderr,
+        iterable, total=total, desc=desc, leave=False, disable=not enabled or not distributed.is_main(), file=sys.stderr,
         mininterval=0.5 if tty else 30.0, delay=2.0 if tty else 30.0,
     )
 
@@ -55,6 +58,9 @@ class FitLog:
     """Drives the epoch loop of an iterative model: times each training epoch, validates after
     it, keeps the best checkpoint (by `monitor`, higher is better), stops after `patience`
     epochs without improvement and restores the best state at the end.
+
+    Under torchrun (several processes, one model) only rank 0 validates, prints and writes
+    checkpoints; its stop decision is broadcast so that every rank leaves the loop together.
 
     Usage in a model's ``fit``::
 
@@ -86,7 +92,7 @@ class FitLog:
         self._loss = float(value)
 
     def say(self, msg: str) -> None:
-        if self.verbose:
+        if self.verbose and distributed.is_main():
             print(f"[{self.name}] {msg}", file=sys.stderr, flush=True)
 
     def epochs(self, model, max_epochs: int, patience: int, min_epochs: int = 1) -> Iterator[int]:
@@ -99,8 +105,11 @@ class FitLog:
         """
         if max_epochs < 1:
             raise ValueError("max_epochs must be >= 1")
+        main = distributed.is_main()
+        validating = self.validate is not None and main
         with tempfile.TemporaryDirectory(prefix="bench-best-") as tmp:
             ckpt = Path(self.checkpoint_dir) if self.checkpoint_dir else Path(tmp)
+            # every rank resumes from rank 0's checkpoint (one node: a shared file system)
             resumable = self.checkpoint_dir is not None and hasattr(model, "save_training_state")
             best, state_file = ckpt / "best", ckpt / "log.json"
             bad, first = 0, 1
@@ -122,18 +131,18 @@ class FitLog:
                 self.epoch_times.append(time.perf_counter() - t0)
                 row = {"epoch": epoch, "loss": self._loss, "train_s": self.epoch_times[-1]}
                 score = None
-                if self.validate is not None:
+                if validating:
                     row["val"] = self.validate()
                     score = row["val"][self.monitor]
                 self.history.append(row)
                 if score is None or score > self.best_score:
                     self.best_score, self.best_epoch = (score if score is not None else self.best_score), epoch
-                    if self.validate is not None:
+                    if validating:
                         model.save(best)
                     bad = 0
                 else:
                     bad += 1
-                if resumable:
+                if resumable and main:
                     model.save_training_state(ckpt / "last")
                     from bench.io import atomic_write_json
 
@@ -148,11 +157,11 @@ class FitLog:
                     f"epoch {epoch}/{max_epochs}{loss_s}{val_s} {self.epoch_times[-1]:.1f}s/epoch "
                     f"elapsed {_fmt_secs(elapsed)} ETA <= {_fmt_secs(eta)}"
                 )
-                if bad >= patience and epoch >= min_epochs:
+                if distributed.broadcast(bad >= patience and epoch >= min_epochs):
                     self.say(f"early stop: no improvement for {patience} epochs")
                     break
             last = len(self.history)
-            if self.validate is not None and self.best_epoch is not None and self.best_epoch != last:
+            if validating and self.best_epoch is not None and self.best_epoch != last:
                 model.load(best)
                 self.say(f"restored best epoch {self.best_epoch}")
 

@@ -3,6 +3,8 @@
 The runner starts ``python -m bench.worker SPEC.json``: a separate process gives a clean
 peak-memory figure and a crash cannot take the other models' results with it. The
 worker writes its record paths (or its error) to ``SPEC.json``'s ``"out"`` file.
+Under torchrun the runner calls `run_one` in each of its processes instead: they all train,
+rank 0 alone evaluates and writes the records.
 """
 
 from __future__ import annotations
@@ -21,20 +23,35 @@ MONITOR = {"sequential": "ndcg@10", "direct": "ndcg@10", "explanation": "bleu-4"
 
 
 def peak_memory(device: str) -> tuple[float, str]:
+    """Peak memory of this process in MiB, and how it was measured."""
     if device.startswith("cuda"):
         import torch
 
-        return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
+        # this process's device: under torchrun each rank has its own cuda:LOCAL_RANK
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
     # Linux reports ru_maxrss in KiB: the peak resident set of this whole process
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_peak_rss"
 
 
+def visual_features_used(cfg, data) -> dict | None:
+    """Which feature set a visual model read, with its provenance (weights file hash or "random init"),
+    so that tables can mark results that rest on untrained image towers."""
+    if not hasattr(cfg, "visual_encoder") or not data.feature_sets or getattr(cfg, "image_tokens", 1) == 0:
+        return None
+    name = cfg.visual_encoder or data.manifest.get("default_features") or data.feature_sets[0]
+    meta = data.manifest["features"].get(name, {})
+    keep = ("encoder", "weights", "weights_sha256", "dim", "image_size")
+    return {"name": name, **{k: meta[k] for k in keep if k in meta}}
+
+
 def run_one(spec: dict) -> list[str]:
+    from bench import distributed
     from bench.config import build_config, config_dict
     from bench.data import load_dataset
     from bench.evaluate import evaluate
     from bench.registry import check_model_task
     from bench.results import checkpoint_dir, git_commit, now_iso, package_versions, write_record
+    from bench.significance import per_query_field
     from bench.train import FitLog, resolve_device, seed_everything
 
     name, task, seed = spec["model"], spec["task"], spec["seed"]
@@ -51,9 +68,13 @@ def run_one(spec: dict) -> list[str]:
     if device.startswith("cuda"):
         import torch
 
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats(device)
 
     model = model_spec.cls(cfg, data, task=task, device=device, seed=seed)
+    if distributed.rank() > 0:  # weights start alike on every rank (seeded above); dropout masks need not
+        import torch
+
+        torch.manual_seed(seed + distributed.rank())
     variants = list(model.variants(task)) if hasattr(model, "variants") else [None]
     monitor = MONITOR[task]
     val_limit = getattr(cfg, "val_queries", None)  # slow (generative) models validate on a fixed subset
@@ -64,13 +85,17 @@ def run_one(spec: dict) -> list[str]:
                  checkpoint_dir=ckpt_dir)
     t0 = time.perf_counter()
     model.fit(log)
+    # under torchrun: every rank's training peak (rank 0's also covers validation); then rank 0 alone goes on
+    rank_peaks = distributed.gather(peak_memory(device)[0]) if distributed.active() else None
+    if not distributed.is_main():
+        return []
     fit_s = time.perf_counter() - t0
     trainable, total = model.num_params()
 
     paths = []
     for variant in variants:
         t1 = time.perf_counter()
-        test = evaluate(model, data, task, "test", variant)
+        test = evaluate(model, data, task, "test", variant, per_query=True)
         eval_s = time.perf_counter() - t1
         val = log.history[log.best_epoch - 1].get("val") if log.best_epoch else None
         mem, mem_kind = peak_memory(device)
@@ -95,12 +120,17 @@ def run_one(spec: dict) -> list[str]:
             "trainable_pct": 100.0 * trainable / total if total else 0.0,
             "peak_memory_mb": mem,
             "memory_kind": mem_kind,
+            # processes that trained together (torchrun); time and memory above are per process (rank 0's)
+            "world_size": distributed.world_size(),
+            "peak_memory_mb_per_rank": rank_peaks,
             "device": device,
             "indexing": data.indexing,
             "candidates": "stored per dataset: target + 99 uniformly sampled never-interacted items" if task == "direct" else None,
             "config": config_dict(cfg),
+            "visual_features": visual_features_used(cfg, data),
             "dataset_manifest": {k: data.manifest.get(k) for k in ("counts", "seed", "provenance", "created")},
             "history": log.history,
+            "per_query": per_query_field(test),  # for paired significance tests (bench/significance.py)
             "versions": package_versions(),
             "git_commit": git_commit(),
             "timestamp": now_iso(),

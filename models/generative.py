@@ -6,7 +6,10 @@ EMNLP 2023; Geng et al., "Recommendation as Language Processing (P5)", RecSys 20
 Training: per epoch, `seq_samples_per_user` sequential and `direct_samples_per_user` direct
 samples per user and one sample per training explanation record, each with a template drawn
 uniformly from the task's training templates (the unseen ones held out); AdamW, linear
-warm-up then linear decay, gradient clipping, mixed precision on CUDA.
+warm-up then linear decay, gradient clipping, mixed precision on CUDA (bf16 where supported).
+Under torchrun every process draws the same samples and batches (same seed) and trains on its
+own share of the batches, with DistributedDataParallel averaging the gradients: `batch_size` is
+per process.
 Evaluation: beam search (20 beams) constrained by a prefix trie to valid item ids (all items
 for sequential, the query's 100 candidates for direct); greedy decoding for explanations.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import distributed
 from bench.data import BenchData
 from bench.model import torch_param_counts
 from bench.train import progress
@@ -42,6 +46,8 @@ warnings.filterwarnings("ignore", message=r".*past_key_value.*", category=Future
 
 class GenerativeRecommender:
     """Shared engine; `vip5` and `p5` differ only in their config defaults (models/vip5.py)."""
+
+    DISTRIBUTED = True  # trains under torchrun with DDP (bench/distributed.py); the runner refuses other models there
 
     def __init__(self, cfg, data: BenchData, *, task: str, device: str = "cpu", seed: int = 0):
         self.cfg, self.data, self.task, self.device, self.seed = cfg, data, task, device, seed
@@ -95,17 +101,21 @@ class GenerativeRecommender:
                           vocab_size=self.cfg.vocab_size, max_history=self.cfg.max_history, batch_size=self.cfg.batch_size)
         key = hashlib.sha256(json.dumps([asdict(p5_cfg), self.data.manifest.get("created"), self.seed]).encode()).hexdigest()[:12]
         path = self._cache() / "p5-backbone" / f"{self.cfg.backbone_size}-{key}" / "net.pt"
-        if not path.exists():
-            print(f"[{self.name}] training its P5 backbone ({p5_cfg.epochs} epochs, cached at {path.parent})",
-                  file=sys.stderr, flush=True)
+        # under torchrun every rank must take the same branch: training the backbone is collective
+        if not distributed.broadcast(path.exists()):
+            if distributed.is_main():
+                print(f"[{self.name}] training its P5 backbone ({p5_cfg.epochs} epochs, cached at {path.parent})",
+                      file=sys.stderr, flush=True)
             from bench.train import FitLog
 
             p5 = P5(p5_cfg, self.data, task=self.task, device=self.device, seed=self.seed)
             p5.fit(FitLog(None, "loss", name=f"{self.name}/p5-backbone"))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save(p5.net.state_dict(), tmp)
-            tmp.replace(path)
+            if distributed.is_main():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                torch.save(p5.net.state_dict(), tmp)
+                tmp.replace(path)
+            distributed.barrier()  # the file is there before any rank reads it
         return torch.load(path, map_location="cpu", weights_only=True)
 
     # ------------------------------------------------------------------ samples
@@ -218,22 +228,25 @@ class GenerativeRecommender:
         params = [p for p in self.net.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, eps=1e-6, weight_decay=cfg.weight_decay)
         samples = self._samples(self.rng, self.render, self.train_tasks)
-        steps = math.ceil(len(samples) / cfg.batch_size) * cfg.epochs
+        steps = distributed.shard_len(math.ceil(len(samples) / cfg.batch_size)) * cfg.epochs  # this process's
         sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * steps), steps)
         scaler = torch.amp.GradScaler("cuda", enabled=self.device.startswith("cuda") and cfg.amp
                                       and not torch.cuda.is_bf16_supported())
         self._train_state = {"opt": opt, "sched": sched, "scaler": scaler}  # checkpointed with the net each epoch
+        # the net itself in one process; under torchrun, DDP. Prompts without an item image leave
+        # the mapping network out of the graph, which DDP must be told it may see.
+        net = distributed.wrap(self.net, self.device, find_unused_parameters=self.net.mapping is not None)
         for epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
             if epoch > 1:  # fresh samples (positions, negatives, templates) every epoch
                 samples = self._samples(self.rng, self.render, self.train_tasks)
             self.net.train()
-            batches = self._batches(samples)
+            batches = distributed.shard(self._batches(samples))
             total = 0.0
             for idx in progress(batches, desc=f"{self.name} epoch {epoch}"):
                 batch = [samples[i] for i in idx]
                 ids, words, mask, feats = self._encode_inputs(batch)
                 with self._autocast():
-                    loss = self.net(ids, words, mask, feats, self._encode_targets(batch))
+                    loss = net(ids, words, mask, feats, self._encode_targets(batch))
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.unscale_(opt)
@@ -242,7 +255,7 @@ class GenerativeRecommender:
                 scaler.update()
                 sched.step()
                 total += loss.item()
-            log.loss(total / max(len(batches), 1))
+            log.loss(distributed.mean(total, len(batches)))  # over every process's batches
 
     # ------------------------------------------------------------------ inference
 

@@ -93,6 +93,17 @@ def test_extract_random_init(toy, no_network, capsys):
     data = load_dataset("toy", toy)
     j = next(j for j, it in enumerate(data.items) if it.raw_id == "I0001")
     np.testing.assert_array_equal(data.features("vitb32")[j], rows[1])
+    # a run on these features records their provenance, and its table row is marked
+    from bench.report import comparison_table
+    from bench.worker import visual_features_used
+    from models.vip5 import P5Config, VIP5Config
+
+    used = visual_features_used(VIP5Config(visual_encoder="vitb32"), data)
+    assert used["name"] == "vitb32" and used["weights"] == "random init" and used["dim"] == 512
+    assert visual_features_used(P5Config(), data) is None  # text-only prompts read no features
+    rec = {"model": "vip5", "task": "direct", "metrics": {"hr@5": 0.5}, "time_per_epoch_s": 1.0, "epochs": 1,
+           "trainable_params": 10, "peak_memory_mb": 1.0, "visual_features": used}
+    assert "(random-init features)" in comparison_table([rec], "direct")
 
 
 @pytest.mark.slow  # builds ViT-B-32 twice and writes a 300 MB checkpoint: ~7 s on an idle 2-core CPU

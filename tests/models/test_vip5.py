@@ -107,3 +107,25 @@ def test_interrupted_training_resumes_after_the_last_completed_epoch(tiny, tmp_p
     fresh.fit(log)
     assert [row["epoch"] for row in log.history] == [1, 2] and log.best_epoch == 2
     assert all(torch.equal(seen["start"][k], v) for k, v in after_epoch_1.items())
+
+
+def test_mapping_network_adapts_to_the_chosen_feature_set(tiny_root, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from bench.data import load_dataset
+    from bench.data.store import add_features
+
+    shutil.copytree(tiny_root / "tiny", tmp_path / "tiny")  # the session's dataset stays untouched
+    raw_ids = (tmp_path / "tiny" / "features" / "synthetic.items.txt").read_text().split()
+    wide = np.random.default_rng(0).normal(size=(len(raw_ids), 12)).astype(np.float32)
+    add_features(tmp_path / "tiny", "wide", wide, raw_ids, {"encoder": "wide", "weights": "random init"})
+    data = load_dataset("tiny", tmp_path)
+    m = _vip5(data, visual_encoder="wide")
+    assert m.net.mapping.net[0].in_features == 12
+    p = m.render.render("B-1", user=0, item=5, target="yes")
+    *_, feats = m._encode_inputs([p])
+    assert feats.shape == (1, 12)
+    default = _vip5(data)  # the dataset's default feature set (the generator's own 64-d vectors)
+    assert default.net.mapping.net[0].in_features == data.features().shape[1] != 12
