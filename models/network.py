@@ -21,6 +21,12 @@ BACKBONE_SIZES = {
 }
 
 
+# t5-small's vocabulary: a random-init "small" backbone keeps its 32,128 embedding rows even when
+# our SentencePiece tokenizer uses fewer (the rest are never fed in, and never decoded: see
+# PromptTokenizer.decode), so parameter counts and trainable shares compare with the paper's t5-small
+BACKBONE_VOCAB = {"small": 32128}
+
+
 def build_backbone(backbone: str | None, size: str, vocab_size: int, dropout: float):
     """A T5ForConditionalGeneration from a local directory (never downloaded), or random init."""
     from transformers import T5Config, T5ForConditionalGeneration
@@ -36,7 +42,7 @@ def build_backbone(backbone: str | None, size: str, vocab_size: int, dropout: fl
             t5.resize_token_embeddings(vocab_size)  # room for <img>
         return t5
     cfg = T5Config(
-        vocab_size=vocab_size, dropout_rate=dropout, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+        vocab_size=max(vocab_size, BACKBONE_VOCAB.get(size, 0)), dropout_rate=dropout, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
         feed_forward_proj="relu", tie_word_embeddings=True, **BACKBONE_SIZES[size],
     )
     return T5ForConditionalGeneration(cfg)

@@ -70,7 +70,9 @@ class PromptTokenizer:
         return self.sp.encode(text)
 
     def decode(self, ids) -> str:
-        ids = [int(i) for i in ids if int(i) not in (self.pad_id, self.eos_id)]
+        # ids past our vocabulary exist only in a backbone with a larger embedding table (t5-small's
+        # shape over a SentencePiece vocabulary); an untrained model may still emit them: drop them
+        ids = [int(i) for i in ids if int(i) < self.vocab_size and int(i) not in (self.pad_id, self.eos_id)]
         if self.hf is not None:
             return self.hf.decode(ids, skip_special_tokens=True).strip()
         return self.sp.decode(ids).strip()

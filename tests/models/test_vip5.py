@@ -129,3 +129,16 @@ def test_mapping_network_adapts_to_the_chosen_feature_set(tiny_root, tmp_path):
     assert feats.shape == (1, 12)
     default = _vip5(data)  # the dataset's default feature set (the generator's own 64-d vectors)
     assert default.net.mapping.net[0].in_features == data.features().shape[1] != 12
+
+
+def test_t5_small_shape_trains_a_paper_like_share_of_parameters(tiny):
+    """Paper, Table 5: 3.58% trainable with self+cross adapters at reduction 8 on t5-small."""
+    share = {}
+    for name, over in {"self+cross": {}, "self": {"adapter_placement": "self"},
+                       "text-only": {"image_tokens": 0}}.items():
+        m = _vip5(tiny, task="sequential", backbone_size="small", **over)
+        trainable, total = m.num_params()
+        assert m.net.t5.get_input_embeddings().num_embeddings == 32128  # t5-small's vocabulary rows
+        share[name] = 100 * trainable / total
+    assert 3.0 < share["text-only"] < 4.0  # adapters, layer norms, whole-word/category embeddings
+    assert 3.0 < share["self"] < share["self+cross"] < 5.0  # + the mapping network for image tokens
