@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 
@@ -179,6 +180,17 @@ def _show(name: str, root) -> int:
     return 0
 
 
+# subcommands whose modules are imported only when used (torch, open_clip, matplotlib are slow to load)
+LAZY_COMMANDS = {
+    "features": "bench.features:cmd_features",
+    "tables": "bench.tables:cmd_tables",
+    "ablate": "bench.ablate:cmd_ablate",
+    "check": "bench.check:cmd_check",
+    "report": "bench.report_html:cmd_report",
+    "reproduce": "bench.reproduce:cmd_reproduce",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
@@ -199,30 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             return tune(model=args.model, task=args.task, dataset=args.dataset, grid_pairs=args.grid, seed=args.seed,
                         epochs=args.epochs, device=args.device, indexing=args.indexing, data_root=args.data_root,
                         results_dir=args.results_dir, sets=parse_sets(args.sets))
-        if args.cmd == "features":
-            from bench.features import cmd_features
-
-            return cmd_features(args)
-        if args.cmd == "tables":
-            from bench.tables import cmd_tables
-
-            return cmd_tables(args)
-        if args.cmd == "ablate":
-            from bench.ablate import cmd_ablate
-
-            return cmd_ablate(args)
-        if args.cmd == "check":
-            from bench.check import cmd_check
-
-            return cmd_check(args)
-        if args.cmd == "report":
-            from bench.report_html import cmd_report
-
-            return cmd_report(args)
-        if args.cmd == "reproduce":
-            from bench.reproduce import cmd_reproduce
-
-            return cmd_reproduce(args)
+        if args.cmd in LAZY_COMMANDS:
+            module, func = LAZY_COMMANDS[args.cmd].split(":")
+            return getattr(importlib.import_module(module), func)(args)
         parser.print_help()
         return 2
     except BenchError as e:
