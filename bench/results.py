@@ -20,14 +20,20 @@ def _run_dir(results_dir: Path, kind: str, rec: dict) -> Path:
     return Path(results_dir) / kind / rec["dataset"] / rec["task"] / model
 
 
+def _indexing(rec: dict) -> str:
+    """"" for the default random indexing, else "__<indexing>": runs of one model under both
+    indexings (which number items differently) must never share a record or a checkpoint."""
+    return "" if rec.get("indexing", "random") == "random" else f"__{rec['indexing']}"
+
+
 def record_path(results_dir: Path, rec: dict) -> Path:
     prompt = f"__{rec['prompt']}" if rec.get("prompt") else ""
-    return _run_dir(results_dir, "runs", rec) / f"seed{rec['seed']}{prompt}.json"
+    return _run_dir(results_dir, "runs", rec) / f"seed{rec['seed']}{prompt}{_indexing(rec)}.json"
 
 
 def checkpoint_dir(results_dir: Path, rec: dict) -> Path:
     """Where an unfinished run keeps its resumable checkpoints (removed when it completes)."""
-    return _run_dir(results_dir, "checkpoints", rec) / f"seed{rec['seed']}"
+    return _run_dir(results_dir, "checkpoints", rec) / f"seed{rec['seed']}{_indexing(rec)}"
 
 
 def write_record(results_dir: Path, rec: dict) -> Path:

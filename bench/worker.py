@@ -80,7 +80,7 @@ def run_one(spec: dict) -> list[str]:
     val_limit = getattr(cfg, "val_queries", None)  # slow (generative) models validate on a fixed subset
     # per-run checkpoints: an interrupted run started again with the same command resumes
     ckpt_dir = checkpoint_dir(spec["results_dir"], {"model": name, "task": task, "dataset": data.name, "seed": seed,
-                                                    "tag": spec.get("tag")})
+                                                    "tag": spec.get("tag"), "indexing": data.indexing})
     log = FitLog(lambda: evaluate(model, data, task, "val", variants[0], limit=val_limit).metrics, monitor, name=name,
                  checkpoint_dir=ckpt_dir)
     t0 = time.perf_counter()
