@@ -38,8 +38,8 @@ def visual_features_used(cfg, data) -> dict | None:
     so that tables can mark results that rest on untrained image towers."""
     if not hasattr(cfg, "visual_encoder") or not data.feature_sets or getattr(cfg, "image_tokens", 1) == 0:
         return None
-    name = cfg.visual_encoder or data.manifest.get("default_features") or data.feature_sets[0]
-    meta = data.manifest["features"].get(name, {})
+    name = data.feature_set_name(cfg.visual_encoder)
+    meta = data.manifest["features"][name]
     keep = ("encoder", "weights", "weights_sha256", "dim", "image_size")
     return {"name": name, **{k: meta[k] for k in keep if k in meta}}
 

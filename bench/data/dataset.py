@@ -211,13 +211,17 @@ class BenchData:
 
     def features(self, encoder: str | None = None) -> np.ndarray:
         """[n_items, d] float32 item visual features, rows in model-facing item order."""
+        return self._features(self.feature_set_name(encoder))
+
+    def feature_set_name(self, encoder: str | None = None) -> str:
+        """The feature set `features(encoder)` reads: `encoder`, else the manifest's default, else the first."""
         known = self.feature_sets
         if not known:
             raise MissingDataError(f"dataset {self.name!r} has no item visual features (see: python -m bench features)")
         encoder = encoder or self.manifest.get("default_features") or known[0]
         if encoder not in known:
             raise UnknownNameError("feature set", encoder, known)
-        return self._features(encoder)
+        return encoder
 
     def _features(self, encoder: str) -> np.ndarray:
         cache = self.__dict__.setdefault("_feature_cache", {})
