@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,tune,features,ls,data,tables,ablate,check,report,reproduce} ...``."""
+"""Command line: ``python -m bench {run,tune,features,ls,data,tables,ablate,check,report,reproduce,perf-report} ...``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_parser(sub)
     report_html.add_parser(sub)
     reproduce.add_parser(sub, _ints, _csv)
+
+    perf = sub.add_parser("perf-report", help="a readable page (Markdown) from a pytest-benchmark JSON report")
+    perf.add_argument("report", help="the JSON written by: pytest tests/perf --benchmark-only --benchmark-json FILE")
+    perf.add_argument("--out", default=None, help="write the page here (atomic); default: print it")
+    perf.add_argument("--note", default=None, help="one line about the conditions of the run, printed with the machine")
 
     sub.add_parser("ls", help="list models (with their tasks), tasks and datasets").add_argument("--data-root", default=None)
 
@@ -188,6 +193,7 @@ LAZY_COMMANDS = {
     "check": "bench.check:cmd_check",
     "report": "bench.report_html:cmd_report",
     "reproduce": "bench.reproduce:cmd_reproduce",
+    "perf-report": "bench.perf_report:cmd_perf_report",
 }
 
 

@@ -154,7 +154,7 @@ class GenerativeRecommender:
                     elif task == "sequential":
                         out.append(render.render(pid, user=u, history=hist, target=render.item(pos)))
                     else:
-                        cands = [pos] + [self._negative(u, rng) for _ in range(N_CANDIDATES - 1)]
+                        cands = [pos] + [self._negative(u, rng) for _ in range(cfg.train_candidates - 1)]
                         rng.shuffle(cands)
                         out.append(render.render(pid, user=u, candidates=cands, target=render.item(pos)))
         if "explanation" in tasks:

@@ -15,7 +15,7 @@ the same seed gives byte-identical files):
   feature set ``synthetic`` is the generator's own "encoder": a fixed random embedding of the
   style plus per-item noise, i.e. a noisy function of what the image shows.
 * **Users** have a genre taste (a peaked Dirichlet draw), one preferred visual style, a
-  made-up first name, a favourite review "voice" and aspects they comment on.
+  distinct made-up name, a favourite review "voice" and aspects they comment on.
 * **Sequences.** A user's first item is a taste-driven draw: softmax of popularity + genre
   taste + a large bonus when the item's style is the user's style.  Each next item follows
   the previous one through its fixed "successors" (three items of the same style, often of
@@ -86,6 +86,8 @@ ADJECTIVES = ("classic", "compact", "deluxe", "rugged", "sleek", "everyday",
 NAME_HEADS = ("Al", "Bri", "Cor", "Da", "El", "Fen", "Ga", "Hal", "Is", "Jo", "Ka", "Li", "Mo",
               "Ne", "Or", "Pe", "Qui", "Ro", "Sa", "Ti", "Ul", "Ve", "Wy", "Ya", "Zo")
 NAME_TAILS = ("na", "ric", "lo", "vin", "sa", "ra", "den", "mi", "th", "ly", "ko", "ria")
+SURNAMES = ("Ash", "Bell", "Crane", "Dale", "Frost", "Gray", "Hale", "Lane",
+            "Marsh", "North", "Reed", "Stone", "Vale", "Wood", "York", "Brook")
 
 # Explanation templates (a user's "voice" is one of them) and a vocabulary per rating.
 TEMPLATES = (
@@ -284,6 +286,21 @@ def _reviews(w: World, seqs: list[list[int]], rng: np.random.Generator) -> list[
     return reviews
 
 
+def _names(n_users: int, rng: np.random.Generator) -> list[str]:
+    """Distinct made-up names "<First> <Surname>". Prompts such as B-5 name the user only by
+    this description, so a name shared by several users would make their prompts ambiguous
+    (the real Amazon data has that problem; the planted preferences here must be learnable)."""
+    n_first = len(NAME_HEADS) * len(NAME_TAILS)
+    combos = rng.permutation(n_first * len(SURNAMES))
+    out = []
+    for u in range(n_users):
+        c = int(combos[u % len(combos)])
+        first, last = divmod(c, len(SURNAMES))
+        name = NAME_HEADS[first // len(NAME_TAILS)] + NAME_TAILS[first % len(NAME_TAILS)] + " " + SURNAMES[last]
+        out.append(name if u < len(combos) else f"{name} {u // len(combos) + 1}")  # beyond 4,800 users: numbered
+    return out
+
+
 def generate(root: Path, name: str = "synthetic", *, n_users: int = 600, n_items: int = 600,
              seed: int = 2022, image_size: int = 32) -> Path:
     """Generate the synthetic dataset `name` under `root` (replacing it) and return its directory."""
@@ -303,10 +320,7 @@ def generate(root: Path, name: str = "synthetic", *, n_users: int = 600, n_items
             title=f"{ADJECTIVES[w.item_adj[i]].capitalize()} {brand.capitalize()} {noun}",
             attributes=[f"brand:{brand}", f"category:{genre}", f"type:{noun}"],
         ))
-    name_rng = _rng(seed, 3)
-    users = [User(raw_id=f"U{u:05d}",
-                  name=NAME_HEADS[name_rng.integers(len(NAME_HEADS))] + NAME_TAILS[name_rng.integers(len(NAME_TAILS))])
-             for u in range(n_users)]
+    users = [User(raw_id=f"U{u:05d}", name=name) for u, name in enumerate(_names(n_users, _rng(seed, 3)))]
     img_rng = _rng(seed, 4)
     images = {i: _render(int(w.item_style[i]), image_size, img_rng) for i in range(n_items)}
     features = _features(w, _rng(seed, 5))

@@ -118,8 +118,8 @@ def test_committed_quick_reference_covers_the_quick_runs():
     assert {(r["task"], r["model"]) for r in recs} == {(t, m) for t, m, _ in QUICK_RUNS}
 
 
-@pytest.mark.slow
 def test_quick_check_passes_against_the_committed_reference():
+    """CI's quick check: six small runs on ci-tiny against the committed records (~1 min)."""
     proc = subprocess.run([sys.executable, "-m", "bench", "check", "--quick"], cwd=REPO, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]

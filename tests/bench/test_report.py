@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 from fakes import fake_record, paper_like_records, placement_records, write_records
 
@@ -76,11 +77,30 @@ def test_report_rejects_a_non_html_path_and_empty_results(tmp_path, capsys):
     assert "no run records" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not any(shutil.which(b) for b in BROWSERS), reason="no headless chromium on this machine")
+def _browser() -> str | None:
+    return next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
+
+
+@pytest.mark.skipif(_browser() is None, reason="no headless chromium on this machine (apt-get install chromium)")
 def test_report_renders_in_a_headless_browser(report, tmp_path):
-    browser = next(shutil.which(b) for b in BROWSERS if shutil.which(b))
+    """Chromium opens the page: its DOM after load has every table and figure, and the
+    screenshot is a page with content (many colours, little blank), not an error page."""
+    from PIL import Image
+
+    browser = _browser()
+    flags = [browser, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars"]
+    dom = subprocess.run(flags + ["--dump-dom", report.as_uri()], check=True, capture_output=True, text=True,
+                         timeout=120).stdout
+    source = report.read_text()
+    assert dom.count("<table") == source.count("<table") >= 5  # Tables 2-5 and the study table
+    assert dom.count("<img") == source.count("<img") >= 2
+    assert "Table 2" in dom and "Table 5" in dom
     shot = tmp_path / "report.png"
-    subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", f"--screenshot={shot}",
-                    "--window-size=1280,2000", report.as_uri()], check=True, capture_output=True, timeout=120)
-    data = shot.read_bytes()
-    assert data.startswith(PNG) and len(data) > 20_000, "a rendered page, not a blank one"
+    subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1280,2400", report.as_uri()], check=True,
+                   capture_output=True, timeout=120)
+    img = Image.open(shot).convert("RGB")
+    assert img.size == (1280, 2400)
+    pixels = np.asarray(img.resize((320, 600))).reshape(-1, 3)  # [N, 3]
+    non_white = float((pixels.min(axis=1) < 230).mean())
+    assert non_white > 0.05, f"page looks blank ({non_white:.1%} non-white)"
+    assert len(np.unique(pixels, axis=0)) > 200, "no figure colours: the images did not render"

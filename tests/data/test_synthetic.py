@@ -69,9 +69,18 @@ def test_manifest_counts_and_tasks(small, data):
 def test_ids_and_names(data):
     assert [u.raw_id for u in data.users] == [f"U{u:05d}" for u in range(data.n_users)]
     assert all(u.name for u in data.users)
+    # prompts such as B-5 identify the user by name alone: names must be distinct
+    assert len({u.name for u in data.users}) == data.n_users
     assert sorted(it.raw_id for it in data.items) == [f"S{i:05d}" for i in range(data.n_items)]
     assert all(len(it.title.split()) == 3 for it in data.items)
     assert all({a.split(":")[0] for a in it.attributes} == {"brand", "category", "type"} for it in data.items)
+
+
+def test_names_stay_distinct_beyond_the_name_combinations():
+    from bench.data.synthetic import _names
+
+    names = _names(5000, np.random.default_rng(0))
+    assert len(set(names)) == 5000
 
 
 def test_every_item_has_an_image_of_the_right_size(small, data):

@@ -142,3 +142,13 @@ def test_t5_small_shape_trains_a_paper_like_share_of_parameters(tiny):
         share[name] = 100 * trainable / total
     assert 3.0 < share["text-only"] < 4.0  # adapters, layer norms, whole-word/category embeddings
     assert 3.0 < share["self"] < share["self+cross"] < 5.0  # + the mapping network for image tokens
+
+
+@pytest.mark.parametrize("n", [20, 100])
+def test_training_list_prompts_name_train_candidates_items(tiny, n):
+    m = _vip5(tiny, direct_samples_per_user=3, train_candidates=n, image_tokens=0)
+    lists = [p for p in m._samples(m.rng, m.render, ["direct"]) if p.target.isdigit() and "," in p.text]
+    assert lists
+    for p in lists:
+        cands = [c.strip() for c in p.text.split("?")[-1].split(":")[-1].split(",")]
+        assert len(cands) == n and p.target in cands
