@@ -37,8 +37,6 @@ from models.prompts import TEMPLATES, Prompt, PromptRenderer, eval_templates, tr
 from models.tokenizer import PromptTokenizer
 from models.trie import Trie, allowed_tokens_fn
 
-N_CANDIDATES = 100
-
 # transformers 4.57 warns on every generate() step about the `adapters` library's legacy cache
 # tuples (harmless; it converts them); keep the per-epoch progress readable
 warnings.filterwarnings("ignore", message=r".*past_key_value.*", category=FutureWarning)
@@ -120,12 +118,15 @@ class GenerativeRecommender:
 
     # ------------------------------------------------------------------ samples
 
-    def _negative(self, u: int, rng) -> int:
-        seen = set(self.data.sequences[u].tolist())
-        while True:
+    def _negatives(self, u: int, rng, n: int = 1) -> list[int]:
+        """`n` items user `u` never interacted with, drawn uniformly (repeats possible, as in the official code)."""
+        seen = set(self.data.sequences[u].tolist())  # once per prompt, not once per negative
+        out: list[int] = []
+        while len(out) < n:
             i = int(rng.integers(self.data.n_items))
             if i not in seen:
-                return i
+                out.append(i)
+        return out
 
     def _samples(self, rng, render: PromptRenderer, tasks, users=None) -> list[Prompt]:
         cfg, out = self.cfg, []
@@ -149,12 +150,12 @@ class GenerativeRecommender:
                         hist, pos = s, int(s[rng.integers(len(s))])
                     if TEMPLATES[pid][2] == "yes_no":  # 50% the true item ("yes"), 50% a never-interacted one
                         label = bool(rng.random() < 0.5)
-                        item = pos if label else self._negative(u, rng)
+                        item = pos if label else self._negatives(u, rng)[0]
                         out.append(render.render(pid, user=u, history=hist, item=item, target="yes" if label else "no"))
                     elif task == "sequential":
                         out.append(render.render(pid, user=u, history=hist, target=render.item(pos)))
                     else:
-                        cands = [pos] + [self._negative(u, rng) for _ in range(cfg.train_candidates - 1)]
+                        cands = [pos] + self._negatives(u, rng, cfg.train_candidates - 1)
                         rng.shuffle(cands)
                         out.append(render.render(pid, user=u, candidates=cands, target=render.item(pos)))
         if "explanation" in tasks:

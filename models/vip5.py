@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from bench.data.store import N_CANDIDATES
 from bench.registry import register_model
 from models.generative import GenerativeRecommender
 
@@ -37,7 +38,7 @@ class VIP5Config:
     train_tasks: Literal["task", "all"] = "task"  # the evaluated task's prompts only, or all three task families
     seq_samples_per_user: int = 4  # the official code uses 10; fewer keeps CPU epochs short
     direct_samples_per_user: int = 2  # idem (each direct prompt lists 100 candidates)
-    train_candidates: int = 100  # candidates listed in a training B-5..B-7 prompt (evaluation always lists 100)
+    train_candidates: int = N_CANDIDATES  # candidates listed in a training B-5..B-7 prompt (evaluation always lists 100)
     max_history: int = 20  # most recent items kept in a prompt
     max_input_len: int = 1024
     max_target_len: int = 64
