@@ -213,6 +213,7 @@ class S3Rec(TorchNetState):
 
     TUNE_GRID = {"pretrain_epochs": [0, 20, 100], "dropout": [0.2, 0.5], "loss": ["ce", "bce"]}
     CONTRACT_OVERRIDES = {"pretrain_epochs": 1}
+    RUN_COST = 2  # pre-training, then fine-tuning: started early by `bench run --jobs` (bench/runner.py)
 
     def __init__(self, cfg: S3RecConfig, data: BenchData, *, task: str, device: str = "cpu", seed: int = 0):
         data.require("attributes", "s3rec")

@@ -240,7 +240,7 @@ class StudyOutcome:
 
 def run_study(name: str, *, dataset: str, task: str | None, model: str, seeds: list[int], epochs: int | None,
               sets: dict[str, str], device: str, indexing: str, data_root: str | None, results_dir: str,
-              out: str, plot_only: bool = False, command: str = "") -> StudyOutcome:
+              out: str, plot_only: bool = False, command: str = "", parallel: int | str = 1) -> StudyOutcome:
     from bench.results import load_records
     from bench.runner import execute, plan_run
 
@@ -260,6 +260,8 @@ def run_study(name: str, *, dataset: str, task: str | None, model: str, seeds: l
         print(f"note: dataset {dataset!r} has no visual features: study {name!r} runs with text-only prompts "
               "(image_tokens=0)", flush=True)
     failures = 0
+    # the placement study is also Table 5 (time per epoch, peak memory): its runs never share the machine
+    parallel = 1 if name == "placement" else parallel
     plan_settings = settings(study, feature_sets)
     if not plan_settings:
         reason = f"study {name!r} skipped: nothing to vary"
@@ -271,7 +273,7 @@ def run_study(name: str, *, dataset: str, task: str | None, model: str, seeds: l
                   f"{tag(name, label)}", file=sys.stderr, flush=True)
             plan = plan_run(task=task, dataset=dataset, models=[model], seeds=seeds, overrides=base | overrides,
                             epochs=epochs, device=device, indexing=indexing, data_root_=data_root,
-                            results_dir=results_dir, tag=tag(name, label))
+                            results_dir=results_dir, tag=tag(name, label), parallel=parallel)
             failures += sum(1 for r in execute(plan, command=command) if r.error)
     records = [r for r in load_records(results_dir, dataset) if task is None or r["task"] == task]
     records = [r for r in records if r.get("indexing", indexing) == indexing]
@@ -297,7 +299,7 @@ def cmd_ablate(args) -> int:
     outcomes = [run_study(n, dataset=args.dataset, task=args.task, model=args.model, seeds=args.seeds,
                           epochs=args.epochs, sets=parse_sets(args.sets), device=args.device, indexing=args.indexing,
                           data_root=args.data_root, results_dir=args.results_dir, out=args.out,
-                          plot_only=args.plot_only, command=command) for n in names]
+                          plot_only=args.plot_only, command=command, parallel=args.jobs) for n in names]
     skipped = [o for o in outcomes if o.skipped]
     if skipped:
         print("\nskipped:\n" + "\n".join(f"  {o.skipped}" for o in skipped))
@@ -317,5 +319,7 @@ def add_parser(sub, ints) -> None:
     p.add_argument("--indexing", default="random")
     p.add_argument("--results-dir", default="results", help="where run records go (default: ./results)")
     p.add_argument("--out", default="results/ablations", help="tables and figures (default: results/ablations)")
+    p.add_argument("--jobs", default="auto", help="a setting's runs (one per task and seed) side by side, as bench run "
+                                                  "--jobs; the placement study (Table 5's timings) always runs one at a time")
     p.add_argument("--plot-only", action="store_true", help="no runs: redraw tables and figures from existing records")
     p.add_argument("--data-root", default=None, help="dataset directory (default: $BENCH_DATA or ./data)")

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", default="results", help="where run records go (default: ./results)")
     run.add_argument("--tag", default=None, help="name for this configuration variant in records and tables")
     run.add_argument("--tuned", action="store_true", help="apply the hyper-parameters `bench tune` chose (results/tuned/)")
+    run.add_argument("--jobs", default="auto",
+                     help="jobs trained side by side, each in its own process with its share of the cores "
+                          "(default auto: one per core, at most 4, on CPU; 1 on CUDA)")
     _add_data_root(run)
 
     tune = sub.add_parser("tune", help="grid search on the validation split; stores the best config")
@@ -99,11 +102,12 @@ def cmd_run(args) -> int:
     from bench.config import parse_sets
     from bench.report import comparison_table
     from bench.runner import execute, plan_run
+    from bench.tables import timing_note
 
     plan = plan_run(
         task=args.task, dataset=args.dataset, models=args.models, seeds=args.seeds, overrides=parse_sets(args.sets),
         epochs=args.epochs, device=args.device, indexing=args.indexing, data_root_=args.data_root,
-        results_dir=args.results_dir, tag=args.tag, tuned=args.tuned,
+        results_dir=args.results_dir, tag=args.tag, tuned=args.tuned, parallel=args.jobs,
     )
     results = execute(plan, command="python -m bench " + shlex.join(sys.argv[1:]))
     if not distributed.is_main():  # under torchrun rank 0 alone reports
@@ -113,6 +117,9 @@ def cmd_run(args) -> int:
         fails = [(res.model, res.error) for res in results if res.task == task and res.error]
         print(f"\n## {task} · {plan.dataset} · indexing={plan.indexing} · test split\n")
         print(comparison_table(recs, task, fails))
+        timing = timing_note(recs)
+        if timing:
+            print(f"\n{timing}")
     print(f"\nrecords: {plan.results_dir}/runs/{plan.dataset}/")
     return 1 if any(r.error for r in results) else 0
 

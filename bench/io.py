@@ -1,6 +1,7 @@
 """Atomic file writes: write to a temporary file beside the target, then rename.
 
-A crash half-way never leaves a truncated file where a good one was.
+A crash half-way never leaves a truncated file where a good one was. Plus a file lock for
+caches that parallel jobs share.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +74,19 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@contextmanager
+def file_lock(path: Path):
+    """Hold an exclusive lock on `path` (created if missing) for the duration of the block: jobs
+    running side by side (bench run --jobs) wait here instead of building the same cache twice."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

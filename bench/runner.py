@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ class RunPlan:
     results_dir: str = "results"
     tag: str | None = None
     tuned: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (task, model) -> bench tune's choice
+    parallel: int = 1  # jobs trained side by side (each in its own process, its share of the cores)
 
     def jobs(self):
         for task in self.tasks:
@@ -60,6 +62,7 @@ def plan_run(
     results_dir: str = "results",
     tag: str | None = None,
     tuned: bool = False,
+    parallel: int | str = 1,
 ) -> RunPlan:
     """Check tasks, dataset, models and --set keys before any data is loaded or generated."""
     from bench.data.splits import INDEXINGS
@@ -106,7 +109,39 @@ def plan_run(
         from bench.tune import load_tuned
 
         chosen = {(t, m): load_tuned(results_dir, dataset, t, m) for t, ms in per_task.items() for m in ms}
-    return RunPlan(dataset, tasks, per_task, seeds, overrides, epochs, device, indexing, data_root_, results_dir, tag, chosen)
+    width = resolve_parallel(parallel, device)
+    return RunPlan(dataset, tasks, per_task, seeds, overrides, epochs, device, indexing, data_root_, results_dir, tag, chosen,
+                   width)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_parallel(parallel: int | str, device: str) -> int:
+    """`--jobs`: a count, or ``auto``: one job per core (at most 4) on CPU, one at a time on CUDA
+    (jobs side by side on one GPU would blur each other's memory peaks) and under torchrun."""
+    if parallel == "auto":
+        if distributed.launched() or device.startswith("cuda"):
+            return 1
+        if device == "auto":
+            import torch
+
+            if torch.cuda.is_available():
+                return 1
+        return max(1, min(usable_cores(), 4))
+    try:
+        n = int(parallel)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise UsageError(f"--jobs {parallel}: expected a positive integer or auto")
+    if n > 1 and distributed.launched():
+        raise UsageError("--jobs: under torchrun the processes train one job together; leave --jobs at 1")
+    return n
 
 
 def _dataset_tasks(dataset: str, root: str | None) -> list[str]:
@@ -143,6 +178,8 @@ def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
             load_dataset(SYNTHETIC, plan.data_root, verify=False)
         distributed.barrier()
     jobs = list(plan.jobs())
+    if not torchrun and plan.parallel > 1 and len(jobs) > 1:
+        return _run_side_by_side(plan, jobs, command)
     results = []
     for n, (task, model, seed) in enumerate(jobs, 1):
         if main:
@@ -159,14 +196,23 @@ def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
 
 
 def _job_spec(plan: RunPlan, task: str, model: str, seed: int, command: str) -> dict:
-    fields = all_models()[model].config.__dataclass_fields__
-    # explicit --set values win over the values `bench tune` chose
-    overrides = plan.tuned.get((task, model), {}) | {k: v for k, v in plan.overrides.items() if k in fields}
+    spec = all_models()[model]
+    fields = spec.config.__dataclass_fields__
+    # explicit --set values win over the values `bench tune` chose, which win over the model's own
+    # settings for this dataset (DATASET_DEFAULTS: e.g. VIP5's CPU budget on the embedded dataset)
+    overrides = (dataset_defaults(model, plan.dataset) | plan.tuned.get((task, model), {})
+                 | {k: v for k, v in plan.overrides.items() if k in fields})
     return {
         "model": model, "task": task, "dataset": plan.dataset, "seed": seed, "device": plan.device,
         "indexing": plan.indexing, "data_root": plan.data_root, "results_dir": plan.results_dir,
         "overrides": overrides, "epochs": plan.epochs, "tag": plan.tag, "command": command,
+        "concurrent_jobs": plan.parallel, "dataset_defaults": dataset_defaults(model, plan.dataset),
     }
+
+
+def dataset_defaults(model: str, dataset: str) -> dict:
+    """A model's config values for one dataset (its class's ``DATASET_DEFAULTS[dataset]``), if any."""
+    return dict(getattr(all_models()[model].cls, "DATASET_DEFAULTS", {}).get(dataset, {}))
 
 
 def _run_in_process(plan: RunPlan, task: str, model: str, seed: int, command: str, device: str) -> JobResult:
@@ -184,15 +230,93 @@ def _run_in_process(plan: RunPlan, task: str, model: str, seed: int, command: st
     return JobResult(task, model, seed, recs, None, time.perf_counter() - t0)
 
 
-def _run_child(plan: RunPlan, task: str, model: str, seed: int, command: str) -> JobResult:
+def side_by_side_order(tasks: list[str], jobs: list[tuple[str, str, int]]) -> list[int]:
+    """Indices of `jobs` in the order they start side by side. Within each task the long-running
+    models (a class's RUN_COST: VIP5, which trains its P5 backbone first, then P5) start first
+    and the short ones fill in around them; tasks keep their order, so VIP5's later tasks find
+    the backbone its first task cached."""
+    task_order = {t: i for i, t in enumerate(tasks)}
+    return sorted(range(len(jobs)), key=lambda j: (
+        task_order[jobs[j][0]], -getattr(all_models()[jobs[j][1]].cls, "RUN_COST", 1), j))
+
+
+def _run_side_by_side(plan: RunPlan, jobs: list[tuple[str, str, int]], command: str) -> list[JobResult]:
+    """`plan.parallel` child processes at a time, each limited to its share of the cores; their
+    output lines come through prefixed with the job's name. Results keep the plan's order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = max(1, usable_cores() // plan.parallel)
+    say = threading.Lock()  # one line at a time on our stderr
+    start_order = side_by_side_order(plan.tasks, jobs)
+    print(f"running {len(jobs)} jobs, {plan.parallel} side by side ({threads} thread(s) each)", file=sys.stderr, flush=True)
+
+    def one(n: int, task: str, model: str, seed: int) -> JobResult:
+        with say:
+            print(f"=== [{n}/{len(jobs)}] start {model} · {task} · {plan.dataset} · seed {seed}", file=sys.stderr, flush=True)
+        r = _run_child(plan, task, model, seed, command, relay=(f"[{model}·{task}·{seed}] ", say), threads=threads)
+        status = "ok" if r.error is None else f"FAILED: {r.error}"
+        with say:
+            print(f"=== [{n}/{len(jobs)}] {model} · {task} · seed {seed}: {status} ({r.wall_s:.1f}s)", file=sys.stderr, flush=True)
+        return r
+
+    with ThreadPoolExecutor(plan.parallel) as pool:
+        futures = {j: pool.submit(one, n, *jobs[j]) for n, j in enumerate(start_order, 1)}
+        try:
+            return [futures[j].result() for j in range(len(jobs))]  # in the plan's order
+        except BaseException:  # Ctrl-C or SIGTERM: stop the queue and every running child
+            for f in futures.values():
+                f.cancel()
+            _stop_children()
+            raise
+
+
+_children: set[subprocess.Popen] = set()  # running job processes (several with --jobs)
+
+
+def _stop_children() -> None:
+    for proc in list(_children):
+        proc.terminate()
+    for proc in list(_children):
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _relay(stream, prefix: str, lock) -> None:
+    """Copy a child's stderr to ours, a line (or progress-bar refresh) at a time, prefixed."""
+    buf = b""
+    for chunk in iter(lambda: stream.read1(4096), b""):
+        buf += chunk
+        *parts, buf = re.split(rb"[\r\n]", buf)
+        lines = [p.decode(errors="replace").rstrip() for p in parts]
+        with lock:
+            for line in lines:
+                if line.strip():
+                    print(prefix + line.strip(), file=sys.stderr, flush=True)
+    if buf.strip():
+        with lock:
+            print(prefix + buf.decode(errors="replace").strip(), file=sys.stderr, flush=True)
+
+
+def _run_child(plan: RunPlan, task: str, model: str, seed: int, command: str, relay=None, threads: int | None = None) -> JobResult:
     with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
         spec = _job_spec(plan, task, model, seed, command) | {"out": str(Path(tmp) / "out.json")}
         spec_path = Path(tmp) / "spec.json"
         spec_path.write_text(json.dumps(spec))
+        env = os.environ.copy()
+        if threads is not None and "OMP_NUM_THREADS" not in env:  # a user's own setting wins
+            env["OMP_NUM_THREADS"] = str(threads)
         t0 = time.perf_counter()
-        # the child's progress goes straight to our stderr; its outcome comes back in out.json
-        proc = subprocess.Popen([sys.executable, "-m", "bench.worker", str(spec_path)], env=os.environ.copy())
+        # alone: the child's progress goes straight to our stderr; side by side: through _relay.
+        # Its outcome comes back in out.json
+        proc = subprocess.Popen([sys.executable, "-m", "bench.worker", str(spec_path)], env=env,
+                                stderr=subprocess.PIPE if relay else None)
+        _children.add(proc)
         try:
+            if relay:
+                _relay(proc.stderr, *relay)
             proc.wait()
         except BaseException:  # interrupted or terminated: do not leave the child training on its own
             proc.terminate()
@@ -201,6 +325,8 @@ def _run_child(plan: RunPlan, task: str, model: str, seed: int, command: str) ->
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
+        finally:
+            _children.discard(proc)
         wall = time.perf_counter() - t0
         out_path = Path(spec["out"])
         if not out_path.exists():

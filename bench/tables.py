@@ -219,6 +219,16 @@ def _decoding_note(task: str, recs: list[dict]) -> str | None:
     return f"VIP5/P5 decoding: beam search ({'/'.join(beams)} beams), {how}; {SEEN[task]} seen in training, {UNSEEN[task]} unseen."
 
 
+def timing_note(recs: list[dict]) -> str | None:
+    """How the time figures were taken when runs shared the machine (bench run --jobs N), else None."""
+    shared = sorted({int(r.get("concurrent_jobs") or 1) for r in recs})
+    if shared == [1]:
+        return None
+    threads = sorted({str(r["torch_threads"]) for r in recs if r.get("torch_threads")})
+    return (f"s/epoch measured with {'/'.join(map(str, shared))} run(s) side by side on one machine "
+            f"({'/'.join(threads) or '?'} torch thread(s) each): compare times only between runs made alike.")
+
+
 def _protocol_notes(task: str, recs: list[dict], all_records: list[dict]) -> list[str]:
     seeds = sorted({r["seed"] for r in recs})
     notes = [f"Test split; mean ± sample std over seeds ({', '.join(map(str, seeds))}; per row in 'seeds'); "
@@ -237,6 +247,9 @@ def _protocol_notes(task: str, recs: list[dict], all_records: list[dict]) -> lis
     dec = _decoding_note(task, recs)
     if dec:
         notes.append(dec)
+    timing = timing_note(recs)
+    if timing:
+        notes.append(timing)
     tagged = [r for r in all_records if r["task"] == task and r.get("tag")]
     if tagged:
         notes.append(f"{len(tagged)} tagged variant record(s) are not in this table (Table 5, ablations).")
@@ -319,7 +332,7 @@ def efficiency_table(records: list[dict], dataset: str) -> Table | None:
         "Python and libraries included; cuda_max_allocated = torch.cuda.max_memory_allocated). Device: "
         + ", ".join(devices) + ". Lower is better in every column; best per task in bold.",
         _indexing_note(recs),
-    ]
+    ] + [n for n in [timing_note(recs)] if n]
     return table
 
 

@@ -44,6 +44,12 @@ def visual_features_used(cfg, data) -> dict | None:
     return {"name": name, **{k: meta[k] for k in keep if k in meta}}
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def run_one(spec: dict) -> list[str]:
     from bench import distributed
     from bench.config import build_config, config_dict
@@ -61,6 +67,10 @@ def run_one(spec: dict) -> list[str]:
     if spec.get("epochs") is not None:
         overrides["epochs"] = spec["epochs"]
     cfg = build_config(model_spec.config, overrides, strict=False)
+    if spec.get("dataset_defaults"):
+        shown = ", ".join(f"{k}={getattr(cfg, k)}" for k in spec["dataset_defaults"])
+        print(f"[{name}] settings for {spec['dataset']} (the model's DATASET_DEFAULTS, --set wins): {shown}",
+              file=sys.stderr, flush=True)
     seed_everything(seed)
     data = load_dataset(spec["dataset"], spec.get("data_root"), indexing=spec.get("indexing", "random"))
     if task not in data.tasks:
@@ -122,11 +132,16 @@ def run_one(spec: dict) -> list[str]:
             "memory_kind": mem_kind,
             # processes that trained together (torchrun); time and memory above are per process (rank 0's)
             "world_size": distributed.world_size(),
+            # jobs that ran side by side on this machine (bench run --jobs) and this process's torch threads:
+            # time per epoch is comparable only between runs with the same figures
+            "concurrent_jobs": spec.get("concurrent_jobs", 1),
+            "torch_threads": _torch_threads(),
             "peak_memory_mb_per_rank": rank_peaks,
             "device": device,
             "indexing": data.indexing,
             "candidates": "stored per dataset: target + 99 uniformly sampled never-interacted items" if task == "direct" else None,
             "config": config_dict(cfg),
+            "dataset_defaults": spec.get("dataset_defaults") or None,  # config keys the model sets for this dataset
             "visual_features": visual_features_used(cfg, data),
             "dataset_manifest": {k: data.manifest.get(k) for k in ("counts", "seed", "provenance", "created")},
             "history": log.history,

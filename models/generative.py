@@ -30,6 +30,7 @@ import torch
 
 from bench import distributed
 from bench.data import BenchData
+from bench.io import file_lock
 from bench.model import torch_param_counts
 from bench.train import progress
 from models.network import VIP5Net, build_backbone
@@ -93,12 +94,24 @@ class GenerativeRecommender:
 
     def _p5_backbone_state(self) -> dict:
         """VIP5's default backbone: a P5 model trained on the same data (on demand, cached)."""
-        from models.vip5 import P5, P5Config
+        from models.vip5 import P5Config
 
-        p5_cfg = P5Config(backbone_size=self.cfg.backbone_size, epochs=self.cfg.backbone_epochs, train_tasks="all",
-                          vocab_size=self.cfg.vocab_size, max_history=self.cfg.max_history, batch_size=self.cfg.batch_size)
+        c = self.cfg
+        # the backbone sees what VIP5 would see in training: same sample budget, every task's prompts
+        p5_cfg = P5Config(backbone_size=c.backbone_size, epochs=c.backbone_epochs, train_tasks="all",
+                          vocab_size=c.vocab_size, max_history=c.max_history, batch_size=c.batch_size,
+                          seq_samples_per_user=c.seq_samples_per_user, direct_samples_per_user=c.direct_samples_per_user,
+                          train_candidates=c.train_candidates)
         key = hashlib.sha256(json.dumps([asdict(p5_cfg), self.data.manifest.get("created"), self.seed]).encode()).hexdigest()[:12]
-        path = self._cache() / "p5-backbone" / f"{self.cfg.backbone_size}-{key}" / "net.pt"
+        path = self._cache() / "p5-backbone" / f"{c.backbone_size}-{key}" / "net.pt"
+        # jobs side by side (bench run --jobs) wait for one another instead of training it twice
+        lock = nullcontext() if distributed.active() else file_lock(path.parent.with_suffix(".lock"))
+        with lock:
+            return self._p5_backbone_train_or_load(p5_cfg, path)
+
+    def _p5_backbone_train_or_load(self, p5_cfg, path: Path) -> dict:
+        from models.vip5 import P5
+
         # under torchrun every rank must take the same branch: training the backbone is collective
         if not distributed.broadcast(path.exists()):
             if distributed.is_main():

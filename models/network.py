@@ -7,6 +7,7 @@ Recommendation", Findings of EMNLP 2023, Section 3.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -87,7 +88,15 @@ class VIP5Net(nn.Module):
         cfg = SeqBnConfig(mh_adapter=True, output_adapter=True, cross_adapter=placement == "self+cross",
                           reduction_factor=reduction_factor, non_linearity="gelu")
         self.t5.add_adapter("vip5", config=cfg)
-        self.t5.train_adapter("vip5")  # freezes the backbone, activates the adapter
+        # train_adapter resets the active setup through a forward context before it activates ours,
+        # and the library warns there that no adapter is active: a false alarm, kept off the log
+        adapter_log = logging.getLogger("adapters.model_mixin")
+        level = adapter_log.level
+        adapter_log.setLevel(logging.ERROR)
+        try:
+            self.t5.train_adapter("vip5")  # freezes the backbone, activates the adapter
+        finally:
+            adapter_log.setLevel(level)
         for name, p in self.t5.named_parameters():
             if "layer_norm" in name:
                 p.requires_grad = True

@@ -65,9 +65,20 @@ class P5Config(VIP5Config):
     clip: float = 1.0
 
 
+# The embedded dataset is the laptop demo: every task x every model within ~10 minutes on 2 CPU cores
+# (`python -m bench run`). These settings keep VIP5 and P5 (and VIP5's P5 backbone) within that budget;
+# the runner applies them on `synthetic` only, below tuned values and --set, and records them.
+# Beam search keeps 10 beams there (enough for a top-10 list; the paper's 20 on real data), and
+# training lists 20 candidates per direct prompt (evaluation always lists the stored 100).
+SYNTHETIC_BUDGET = {"epochs": 4, "backbone_epochs": 3, "beams": 10, "val_queries": 100, "train_candidates": 20}
+
+
 @register_model("vip5", tasks={"sequential", "direct", "explanation"}, config=VIP5Config)
 class VIP5(GenerativeRecommender):
     """VIP5 (Geng et al., EMNLP Findings 2023): multimodal prompts, adapters on a frozen P5 backbone."""
+
+    DATASET_DEFAULTS = {"synthetic": SYNTHETIC_BUDGET}
+    RUN_COST = 3  # the longest job of a task (its P5 backbone, then itself): started first by `bench run --jobs`
 
     CONTRACT_OVERRIDES = {"backbone_init": "random", "beams": 10, "epochs": 1, "seq_samples_per_user": 1,
                           "direct_samples_per_user": 1, "vocab_size": 300}
@@ -76,5 +87,8 @@ class VIP5(GenerativeRecommender):
 @register_model("p5", tasks={"sequential", "direct", "explanation"}, config=P5Config)
 class P5(GenerativeRecommender):
     """P5 (Geng et al., RecSys 2022): text-only prompts, full fine-tuning of the same T5 network."""
+
+    DATASET_DEFAULTS = {"synthetic": SYNTHETIC_BUDGET}
+    RUN_COST = 2
 
     CONTRACT_OVERRIDES = VIP5.CONTRACT_OVERRIDES

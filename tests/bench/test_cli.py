@@ -73,25 +73,47 @@ def test_run_writes_records_and_contains_a_crash(tiny_root, tmp_path):
     assert "| pop" in proc.stdout and "| bpr_mf" in proc.stdout
 
 
-def test_terminating_the_runner_stops_the_model_process(tiny_root, tmp_path):
+def test_jobs_side_by_side_keep_their_records_and_label_their_output(tiny_root, tmp_path):
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--task", "sequential", "--dataset", "tiny", "--models", "pop,sasrec",
+         "--epochs", "2", "--seeds", "1,2", "--jobs", "2", "--data-root", str(tiny_root), "--results-dir", str(results),
+         "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    recs = [json.loads(p.read_text()) for p in sorted((results / "runs" / "tiny" / "sequential").rglob("*.json"))]
+    assert sorted((r["model"], r["seed"]) for r in recs) == [("pop", 1), ("pop", 2), ("sasrec", 1), ("sasrec", 2)]
+    assert all(r["concurrent_jobs"] == 2 and r["torch_threads"] == 1 for r in recs)
+    assert "4 jobs, 2 side by side" in proc.stderr
+    # a child's own lines (sasrec's epochs) come through with the job's name in front
+    assert any(line.startswith("[sasrec·sequential·1] [sasrec] epoch") for line in proc.stderr.splitlines())
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_terminating_the_runner_stops_the_model_processes(tiny_root, tmp_path, jobs):
     import signal
     import time
 
     pid_file = tmp_path / "child.pid"
     env = os.environ | {"BENCH_PLUGINS": "bench_test_plugins", "PYTHONPATH": str(PLUGINS), "SLEEPY_PID_FILE": str(pid_file)}
+    seeds = ",".join(str(s) for s in range(1, jobs + 2))  # one job more than run at once: it must never start
     runner = subprocess.Popen(
         [sys.executable, "-m", "bench", "run", "--task", "sequential", "--models", "sleepy", "--data-root", str(tiny_root),
-         "--results-dir", str(tmp_path / "results"), "--device", "cpu"], env=env,
+         "--results-dir", str(tmp_path / "results"), "--device", "cpu", "--seeds", seeds, "--jobs", str(jobs)], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
-    while not pid_file.exists() and time.monotonic() < deadline:
+    while (not pid_file.exists() or len(pid_file.read_text().split()) < jobs) and time.monotonic() < deadline:
         time.sleep(0.2)
-    child = int(pid_file.read_text())
+    children = [int(p) for p in pid_file.read_text().split()]
+    assert len(children) == jobs
     runner.send_signal(signal.SIGTERM)
     runner.wait(timeout=60)
     for _ in range(100):
-        if not Path(f"/proc/{child}").exists():
+        if not any(Path(f"/proc/{c}").exists() for c in children):
             break
         time.sleep(0.1)
-    assert not Path(f"/proc/{child}").exists(), "the model's process outlived the runner"
+    assert not any(Path(f"/proc/{c}").exists() for c in children), "a model's process outlived the runner"
+    time.sleep(0.5)
+    assert len(pid_file.read_text().split()) == jobs, "a queued job started after the runner was stopped"

@@ -26,3 +26,27 @@ def test_written_files_follow_the_umask_not_mkstemp_0600(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.md").stat().st_mode) == 0o644
+
+
+def test_file_lock_makes_the_second_holder_wait(tmp_path):
+    import threading
+
+    from bench.io import file_lock
+
+    lock = tmp_path / "cache" / "x.lock"
+    order, first_in = [], threading.Event()
+
+    def first():
+        with file_lock(lock):
+            first_in.set()
+            order.append("first in")
+            threading.Event().wait(0.3)
+            order.append("first out")
+
+    t = threading.Thread(target=first)
+    t.start()
+    first_in.wait()
+    with file_lock(lock):  # blocks until `first` lets go
+        order.append("second in")
+    t.join()
+    assert order == ["first in", "first out", "second in"]

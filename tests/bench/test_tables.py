@@ -111,3 +111,12 @@ def test_cli_tables_unknown_names_exit_2(tmp_path, capsys):
     assert "known formats: csv, md, tex" in capsys.readouterr().err
     assert main(["tables", "--results-dir", str(tmp_path / "empty")]) == 2
     assert "no run records" in capsys.readouterr().err
+
+
+def test_runs_side_by_side_are_noted_under_the_table():
+    alone = paper_like_records(seeds=(1,))
+    assert not any("side by side" in n for t in build_tables(alone, "fake") for n in t.notes)
+    shared = [r | {"concurrent_jobs": 2, "torch_threads": 1} for r in alone]
+    notes = [n for t in build_tables(shared, "fake") if t.key != "table5_efficiency" for n in t.notes]
+    assert sum("s/epoch measured with 2 run(s) side by side on one machine (1 torch thread(s) each)" in n
+               for n in notes) == 3  # one per task table

@@ -23,7 +23,7 @@ class Crashy:
 
 @register_model("sleepy", tasks={"sequential"}, config=CrashConfig)
 class Sleepy:
-    """Writes its process id to $SLEEPY_PID_FILE, then sleeps in fit (to test that stopping the runner stops it)."""
+    """Appends its process id to $SLEEPY_PID_FILE, then sleeps in fit (to test that stopping the runner stops it)."""
 
     def __init__(self, cfg, data, *, task, device="cpu", seed=0):
         pass
@@ -31,7 +31,7 @@ class Sleepy:
     def fit(self, log):
         import os
         import time
-        from pathlib import Path
 
-        Path(os.environ["SLEEPY_PID_FILE"]).write_text(str(os.getpid()))
+        with open(os.environ["SLEEPY_PID_FILE"], "a") as f:  # one line per process (several with --jobs)
+            f.write(f"{os.getpid()}\n")
         time.sleep(300)
