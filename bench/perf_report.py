@@ -86,10 +86,24 @@ def step_ratios(rep: dict) -> list[list]:
     return rows
 
 
+def run_table(per_run: dict) -> str:
+    """The (task/model) runs a benchmark of a whole `bench run` made, from its extra_info."""
+    rows = []
+    for key, r in per_run.items():
+        rows.append([key, f"{r['time_per_epoch_s']:.2f}", r["epochs"],
+                     *(f"{r[k]:.1f}" if r.get(k) is not None else "" for k in ("fit_time_s", "eval_time_s")),
+                     r.get("concurrent_jobs", "")])
+    return tabulate(rows, tablefmt="github", disable_numparse=True, headers=["task/model", "s/epoch", "epochs", "training s", "evaluation s",
+                                                      "jobs side by side"])
+
+
 def render(rep: dict, source: str, note: str = "") -> str:
     mi, ci = rep["machine_info"], rep.get("commit_info", {})
     cpu = mi.get("cpu", {})
     extra = mi.get("bench", {})  # added by tests/perf/conftest.py (absent from older reports)
+    # a benchmark may say how its report is made (the slow ones need -m slow)
+    made_by = next((b["extra_info"]["command"] for b in rep["benchmarks"] if (b.get("extra_info") or {}).get("command")),
+                   "pytest tests/perf --benchmark-only --benchmark-json FILE").replace("FILE", source)
     lines = [
         f"# Timing report `{Path(source).name}`",
         "",
@@ -97,7 +111,7 @@ def render(rep: dict, source: str, note: str = "") -> str:
         "(do not edit by hand). The report itself was written by",
         "",
         "```bash",
-        f"pytest tests/perf --benchmark-only --benchmark-json {source}",
+        made_by,
         "```",
         "",
         f"- date: {rep.get('datetime', '?')}; commit {ci.get('id', '?')[:12]}"
@@ -119,22 +133,26 @@ def render(rep: dict, source: str, note: str = "") -> str:
         "```bash",
         f"pytest-benchmark compare {source} mine.json --group-by=name --columns=min,median,mean",
         "```",
-        "",
-        "## Adapter step vs full fine-tuning step",
-        "",
-        "One optimizer step (forward, backward, gradient clipping, AdamW) on the same batch, same network "
-        "shape: VIP5 with adapters on a frozen backbone vs every parameter trained (`train_mode=full`). "
-        "The backward pass still runs through the whole frozen network to reach the adapters, so "
-        "adapters save only the frozen weights' gradients and optimizer update.",
-        "",
     ]
     ratios = step_ratios(rep)
     if ratios:
-        lines.append(tabulate(ratios, tablefmt="github", headers=[
-            "backbone", "adapters: trainable / total (share)", "full: trainable", "adapters step (median)",
-            "full step (median)", "adapters / full (median)", "(mean)", "(min)"]))
-    else:
-        lines.append("(no training-step benchmarks in this report)")
+        lines += [
+            "",
+            "## Adapter step vs full fine-tuning step",
+            "",
+            "One optimizer step (forward, backward, gradient clipping, AdamW) on the same batch, same network "
+            "shape: VIP5 with adapters on a frozen backbone vs every parameter trained (`train_mode=full`). "
+            "The backward pass still runs through the whole frozen network to reach the adapters, so "
+            "adapters save only the frozen weights' gradients and optimizer update.",
+            "",
+            tabulate(ratios, tablefmt="github", headers=[
+                "backbone", "adapters: trainable / total (share)", "full: trainable", "adapters step (median)",
+                "full step (median)", "adapters / full (median)", "(mean)", "(min)"]),
+        ]
+    for b in rep["benchmarks"]:
+        per_run = (b.get("extra_info") or {}).get("per_run")
+        if per_run:
+            lines += ["", f"## Runs inside `{b['name']}`", "", run_table(per_run)]
     rows = []
     for b in rep["benchmarks"]:
         desc, per = _describe(b)

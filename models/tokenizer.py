@@ -27,6 +27,11 @@ class PromptTokenizer:
             self.pad_id, self.eos_id = sp.pad_id(), sp.eos_id()
             self.vocab_size = sp.get_piece_size()
         self._word_start: dict[int, bool] = {}
+        # the bare word-start piece: SentencePiece emits it before `<img>` (a user-defined symbol
+        # cannot carry the marker), so "12 <img> <img>" would cost 5 tokens instead of 3
+        space = hf.convert_tokens_to_ids(WORD_START) if hf is not None else sp.piece_to_id(WORD_START)
+        unk = hf.unk_token_id if hf is not None else sp.unk_id()
+        self._space_id = None if space in (None, unk) else space
 
     # --------------------------------------------------------------- construction
 
@@ -64,10 +69,13 @@ class PromptTokenizer:
     # --------------------------------------------------------------- use
 
     def encode(self, text: str) -> list[int]:
-        """Token ids without the end-of-sequence token."""
-        if self.hf is not None:
-            return self.hf.encode(text, add_special_tokens=False)
-        return self.sp.encode(text)
+        """Token ids without the end-of-sequence token. A bare word-start piece right before an
+        `<img>` token is dropped: it says only that a new word begins, and `<img>` starts one anyway
+        (whole-word ids step at every image token)."""
+        ids = self.hf.encode(text, add_special_tokens=False) if self.hf is not None else self.sp.encode(text)
+        if self._space_id is None or self.img_id not in ids:
+            return ids
+        return [t for t, nxt in zip(ids, ids[1:] + [None], strict=True) if not (t == self._space_id and nxt == self.img_id)]
 
     def decode(self, ids) -> str:
         # ids past our vocabulary exist only in a backbone with a larger embedding table (t5-small's

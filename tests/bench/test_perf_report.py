@@ -69,3 +69,16 @@ def test_bad_report_names_the_file(tmp_path):
     with pytest.raises(DataFormatError, match="not a pytest-benchmark report"):
         load_report(bad)
     assert main(["perf-report", str(tmp_path / "missing.json")]) != 0
+
+
+def test_a_whole_run_lists_its_runs_and_says_how_it_was_made():
+    rep = _report()
+    per_run = {"sequential/sasrec": {"time_per_epoch_s": 0.25, "epochs": 100, "fit_time_s": 30.0, "eval_time_s": 2.5,
+                                     "concurrent_jobs": 2}}
+    rep["benchmarks"] = [_bench("test_default_run", {}, {"per_run": per_run, "command": "pytest -m slow --json FILE"},
+                                500.0)]
+    text = render(rep, "results/perf/default_run.json")
+    assert "pytest -m slow --json results/perf/default_run.json" in text
+    assert "Adapter step" not in text  # no training-step benchmarks: no ratio section
+    row = next(line for line in text.splitlines() if line.startswith("| sequential/sasrec"))
+    assert [c.strip() for c in row.strip("|").split("|")] == ["sequential/sasrec", "0.25", "100", "30.0", "2.5", "2"]

@@ -152,3 +152,14 @@ def test_training_list_prompts_name_train_candidates_items(tiny, n):
     for p in lists:
         cands = [c.strip() for c in p.text.split("?")[-1].split(":")[-1].split(",")]
         assert len(cands) == n and p.target in cands
+
+
+def test_an_item_mention_costs_its_id_and_its_image_tokens_only(tiny):
+    m = _vip5(tiny, image_tokens=2)
+    tok = m.tok
+    bare = tok.encode("12")
+    ids = tok.encode("12 <img> <img> , 13 <img> <img>")
+    # SentencePiece puts a bare word-start piece before each <img>; encode drops it
+    assert ids[: len(bare) + 2] == bare + [tok.img_id, tok.img_id]
+    assert ids.count(tok.img_id) == 4 and len(ids) == 2 * len(bare) + 4 + len(tok.encode(","))
+    assert tok.encode("user 12") == tok.sp.encode("user 12")  # text without images is untouched
