@@ -125,13 +125,10 @@ def resolve_parallel(parallel: int | str, device: str) -> int:
     """`--jobs`: a count, or ``auto``: one job per core (at most 4) on CPU, one at a time on CUDA
     (jobs side by side on one GPU would blur each other's memory peaks) and under torchrun."""
     if parallel == "auto":
-        if distributed.launched() or device.startswith("cuda"):
-            return 1
-        if device == "auto":
-            import torch
+        from bench.train import resolve_device
 
-            if torch.cuda.is_available():
-                return 1
+        if distributed.launched() or device.startswith("cuda") or resolve_device(device) != "cpu":
+            return 1
         return max(1, min(usable_cores(), 4))
     try:
         n = int(parallel)
@@ -196,17 +193,16 @@ def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
 
 
 def _job_spec(plan: RunPlan, task: str, model: str, seed: int, command: str) -> dict:
-    spec = all_models()[model]
-    fields = spec.config.__dataclass_fields__
+    fields = all_models()[model].config.__dataclass_fields__
     # explicit --set values win over the values `bench tune` chose, which win over the model's own
     # settings for this dataset (DATASET_DEFAULTS: e.g. VIP5's CPU budget on the embedded dataset)
-    overrides = (dataset_defaults(model, plan.dataset) | plan.tuned.get((task, model), {})
-                 | {k: v for k, v in plan.overrides.items() if k in fields})
+    own = dataset_defaults(model, plan.dataset)
+    overrides = own | plan.tuned.get((task, model), {}) | {k: v for k, v in plan.overrides.items() if k in fields}
     return {
         "model": model, "task": task, "dataset": plan.dataset, "seed": seed, "device": plan.device,
         "indexing": plan.indexing, "data_root": plan.data_root, "results_dir": plan.results_dir,
         "overrides": overrides, "epochs": plan.epochs, "tag": plan.tag, "command": command,
-        "concurrent_jobs": plan.parallel, "dataset_defaults": dataset_defaults(model, plan.dataset),
+        "concurrent_jobs": plan.parallel, "dataset_defaults": own,
     }
 
 
@@ -274,14 +270,19 @@ def _run_side_by_side(plan: RunPlan, jobs: list[tuple[str, str, int]], command: 
 _children: set[subprocess.Popen] = set()  # running job processes (several with --jobs)
 
 
-def _stop_children() -> None:
-    for proc in list(_children):
+def _stop(*procs: subprocess.Popen) -> None:
+    """Terminate, then kill what has not ended within 10 s."""
+    for proc in procs:
         proc.terminate()
-    for proc in list(_children):
+    for proc in procs:
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _stop_children() -> None:
+    _stop(*list(_children))
 
 
 def _relay(stream, prefix: str, lock) -> None:
@@ -290,11 +291,10 @@ def _relay(stream, prefix: str, lock) -> None:
     for chunk in iter(lambda: stream.read1(4096), b""):
         buf += chunk
         *parts, buf = re.split(rb"[\r\n]", buf)
-        lines = [p.decode(errors="replace").rstrip() for p in parts]
+        lines = [p.decode(errors="replace").strip() for p in parts]
         with lock:
-            for line in lines:
-                if line.strip():
-                    print(prefix + line.strip(), file=sys.stderr, flush=True)
+            for line in filter(None, lines):
+                print(prefix + line, file=sys.stderr, flush=True)
     if buf.strip():
         with lock:
             print(prefix + buf.decode(errors="replace").strip(), file=sys.stderr, flush=True)
@@ -319,11 +319,7 @@ def _run_child(plan: RunPlan, task: str, model: str, seed: int, command: str, re
                 _relay(proc.stderr, *relay)
             proc.wait()
         except BaseException:  # interrupted or terminated: do not leave the child training on its own
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop(proc)
             raise
         finally:
             _children.discard(proc)

@@ -44,13 +44,9 @@ def visual_features_used(cfg, data) -> dict | None:
     return {"name": name, **{k: meta[k] for k in keep if k in meta}}
 
 
-def _torch_threads() -> int:
+def run_one(spec: dict) -> list[str]:
     import torch
 
-    return torch.get_num_threads()
-
-
-def run_one(spec: dict) -> list[str]:
     from bench import distributed
     from bench.config import build_config, config_dict
     from bench.data import load_dataset
@@ -76,14 +72,10 @@ def run_one(spec: dict) -> list[str]:
     if task not in data.tasks:
         raise RuntimeError(f"dataset {data.name!r} has no {task!r} task (it has: {', '.join(data.tasks)})")
     if device.startswith("cuda"):
-        import torch
-
         torch.cuda.reset_peak_memory_stats(device)
 
     model = model_spec.cls(cfg, data, task=task, device=device, seed=seed)
     if distributed.rank() > 0:  # weights start alike on every rank (seeded above); dropout masks need not
-        import torch
-
         torch.manual_seed(seed + distributed.rank())
     variants = list(model.variants(task)) if hasattr(model, "variants") else [None]
     monitor = MONITOR[task]
@@ -135,7 +127,7 @@ def run_one(spec: dict) -> list[str]:
             # jobs that ran side by side on this machine (bench run --jobs) and this process's torch threads:
             # time per epoch is comparable only between runs with the same figures
             "concurrent_jobs": spec.get("concurrent_jobs", 1),
-            "torch_threads": _torch_threads(),
+            "torch_threads": torch.get_num_threads(),
             "peak_memory_mb_per_rank": rank_peaks,
             "device": device,
             "indexing": data.indexing,
