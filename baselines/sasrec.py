@@ -85,6 +85,8 @@ class SASRecNet(nn.Module):
 class SASRec(TorchNetState):
     """SASRec (Kang & McAuley, ICDM 2018): causal self-attention over the item history."""
 
+    RUN_COST = 2  # ~100 epochs to early stopping: started before HGN and pop by `bench run --jobs`
+
     def __init__(self, cfg: SASRecConfig, data: BenchData, *, task: str, device: str = "cpu", seed: int = 0):
         self.cfg, self.data, self.device = cfg, data, device
         self.net = SASRecNet(data.n_items, cfg).to(device)

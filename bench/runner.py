@@ -228,7 +228,7 @@ def _run_in_process(plan: RunPlan, task: str, model: str, seed: int, command: st
 
 def side_by_side_order(tasks: list[str], jobs: list[tuple[str, str, int]]) -> list[int]:
     """Indices of `jobs` in the order they start side by side. Within each task the long-running
-    models (a class's RUN_COST: VIP5, which trains its P5 backbone first, then P5) start first
+    models (a class's RUN_COST: VIP5, which trains its P5 backbone first, then S3-Rec, then P5) start first
     and the short ones fill in around them; tasks keep their order, so VIP5's later tasks find
     the backbone its first task cached."""
     task_order = {t: i for i, t in enumerate(tasks)}

@@ -99,7 +99,7 @@ class GenerativeRecommender:
         c = self.cfg
         # the backbone sees what VIP5 would see in training: same sample budget, every task's prompts
         p5_cfg = P5Config(backbone_size=c.backbone_size, epochs=c.backbone_epochs, train_tasks="all",
-                          vocab_size=c.vocab_size, max_history=c.max_history, batch_size=c.batch_size,
+                          vocab_size=c.vocab_size, max_history=c.max_history, batch_size=c.batch_size, dropout=c.dropout,
                           seq_samples_per_user=c.seq_samples_per_user, direct_samples_per_user=c.direct_samples_per_user,
                           train_candidates=c.train_candidates)
         key = hashlib.sha256(json.dumps([asdict(p5_cfg), self.data.manifest.get("created"), self.seed]).encode()).hexdigest()[:12]

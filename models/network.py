@@ -113,7 +113,9 @@ class VIP5Net(nn.Module):
 
     def forward(self, input_ids, word_ids, attention_mask, image_feats, labels):
         emb = self.embed(input_ids, word_ids, image_feats)
-        return self.t5(inputs_embeds=emb, attention_mask=attention_mask, labels=labels).loss
+        # no decoder cache in training: nothing reuses it, and the `adapters` T5 would hand
+        # transformers a legacy cache tuple (a deprecation notice in every run's log)
+        return self.t5(inputs_embeds=emb, attention_mask=attention_mask, labels=labels, use_cache=False).loss
 
 
 def _skip_needless_attention_copies() -> None:
