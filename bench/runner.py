@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench import distributed
@@ -175,7 +175,9 @@ def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
             load_dataset(SYNTHETIC, plan.data_root, verify=False)
         distributed.barrier()
     jobs = list(plan.jobs())
-    if not torchrun and plan.parallel > 1 and len(jobs) > 1:
+    # the records say how many jobs really shared the machine: never more than there are jobs
+    plan = replace(plan, parallel=1 if torchrun else min(plan.parallel, len(jobs)))
+    if plan.parallel > 1:
         return _run_side_by_side(plan, jobs, command)
     results = []
     for n, (task, model, seed) in enumerate(jobs, 1):

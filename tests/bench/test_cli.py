@@ -90,6 +90,19 @@ def test_jobs_side_by_side_keep_their_records_and_label_their_output(tiny_root, 
     assert any(line.startswith("[sasrec·sequential·1] [sasrec] epoch") for line in proc.stderr.splitlines())
 
 
+def test_a_single_job_is_recorded_as_running_alone(tiny_root, tmp_path):
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--task", "sequential", "--dataset", "tiny", "--models", "pop",
+         "--jobs", "2", "--data-root", str(tiny_root), "--results-dir", str(results), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (rec,) = [json.loads(p.read_text()) for p in (results / "runs" / "tiny" / "sequential").rglob("*.json")]
+    assert rec["concurrent_jobs"] == 1
+    assert "side by side" not in proc.stdout
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_terminating_the_runner_stops_the_model_processes(tiny_root, tmp_path, jobs):
     import signal
