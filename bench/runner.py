@@ -265,7 +265,7 @@ def _run_side_by_side(plan: RunPlan, jobs: list[tuple[str, str, int]], command: 
         except BaseException:  # Ctrl-C or SIGTERM: stop the queue and every running child
             for f in futures.values():
                 f.cancel()
-            _stop_children()
+            _stop(*_children)
             raise
 
 
@@ -281,10 +281,6 @@ def _stop(*procs: subprocess.Popen) -> None:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-def _stop_children() -> None:
-    _stop(*list(_children))
 
 
 def _relay(stream, prefix: str, lock) -> None:
