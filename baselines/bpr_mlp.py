@@ -30,6 +30,7 @@ from torch import nn
 from bench.data import BenchData
 from bench.model import TorchNetState, rank_by_scores
 from bench.registry import register_model
+from bench.sampling import sample_negatives, training_pairs  # noqa: F401 (re-exported for tests)
 from bench.train import progress
 
 
@@ -75,24 +76,6 @@ class NeuMF(nn.Module):
         """Squared norms of the embedding rows of users [B] and items [B, C], summed per row: [B]."""
         user = self.user_gmf(users).pow(2).sum(-1) + self.user_mlp(users).pow(2).sum(-1)  # [B]
         return user + (self.item_gmf(items).pow(2) + self.item_mlp(items).pow(2)).sum((-2, -1))  # [B]
-
-
-def training_pairs(data: BenchData) -> tuple[np.ndarray, np.ndarray]:
-    """(users, items) of the training interactions, one row each (duplicates kept)."""
-    seqs = data.train_sequences()
-    users = np.concatenate([np.full(len(s), u, dtype=np.int64) for u, s in enumerate(seqs)])
-    return users, np.concatenate(seqs).astype(np.int64)
-
-
-def sample_negatives(users: np.ndarray, seen: np.ndarray, n_items: int, rng: np.random.Generator) -> np.ndarray:
-    """One item per user that the user never interacted with in training. `seen` holds the
-    sorted keys user * n_items + item of the training interactions; collisions are redrawn."""
-    neg = rng.integers(0, n_items, len(users))
-    bad = np.flatnonzero(np.isin(users * n_items + neg, seen))
-    while len(bad):
-        neg[bad] = rng.integers(0, n_items, len(bad))
-        bad = bad[np.isin(users[bad] * n_items + neg[bad], seen)]
-    return neg
 
 
 @register_model("bpr_mlp", tasks={"direct"}, config=BPRMLPConfig)

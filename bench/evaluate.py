@@ -1,8 +1,9 @@
 """The one evaluator: turns a model's ranked lists or generated texts into metrics.
 
 A generative model (beam search) and a scoring model (argsort) are judged by the same code.
-Returned ids outside the allowed set (all items, or the query's 100 candidates) are dropped
-and counted in ``invalid_rate`` — the official P5/VIP5 scripts silently drop them too.
+Returned ids outside the allowed set (all items, or the query's 100 candidates) are counted in
+``invalid_rate`` and the top 10 is taken over the valid ones only (the official P5/VIP5 scripts
+drop them silently).
 """
 
 from __future__ import annotations
@@ -57,12 +58,12 @@ def evaluate_ranker(model, data: BenchData, task: str, split: str, variant: str 
         raise RuntimeError(f"model returned {len(ranked)} lists for {len(queries)} queries")
     cleaned, n_invalid, n_total = [], 0, 0
     for q, lst in zip(queries, ranked, strict=True):
-        lst = [int(i) for i in list(lst)[:TOP_K]]
+        lst = [int(i) for i in lst]
         allowed = (lambda i: 0 <= i < data.n_items) if q.candidates is None else set(q.candidates.tolist()).__contains__
         keep = [i for i in lst if allowed(i)]
         n_invalid += len(lst) - len(keep)
         n_total += len(lst)
-        cleaned.append(keep)
+        cleaned.append(keep[:TOP_K])
     ranks = target_ranks(cleaned, targets)
     metrics = rank_metrics(ranks)
     metrics["invalid_rate"] = n_invalid / max(n_total, 1)

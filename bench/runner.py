@@ -238,15 +238,26 @@ def side_by_side_order(tasks: list[str], jobs: list[tuple[str, str, int]]) -> li
         task_order[jobs[j][0]], -getattr(all_models()[jobs[j][1]].cls, "RUN_COST", 1), j))
 
 
+def shared_trainings(plan: RunPlan, task: str, model: str, seed: int) -> frozenset:
+    """The cached trainings a job may have to run first (a model class's ``SHARED_TRAININGS``,
+    e.g. VIP5: its P5 backbone, then its own multitask training): jobs that need one that another
+    running job is training wait in the queue instead of blocking a core on its lock."""
+    names = getattr(all_models()[model].cls, "SHARED_TRAININGS", ())
+    return frozenset((name, plan.dataset, seed) for name in names)
+
+
 def _run_side_by_side(plan: RunPlan, jobs: list[tuple[str, str, int]], command: str) -> list[JobResult]:
     """`plan.parallel` child processes at a time, each limited to its share of the cores; their
-    output lines come through prefixed with the job's name. Results keep the plan's order."""
+    output lines come through prefixed with the job's name. Results keep the plan's order.
+    A job starts when a slot is free and none of its shared trainings is being trained by a
+    running job (so P5 trains before the VIP5 built on it, and each training runs once)."""
     import threading
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     threads = max(1, usable_cores() // plan.parallel)
     say = threading.Lock()  # one line at a time on our stderr
-    start_order = side_by_side_order(plan.tasks, jobs)
+    pending = side_by_side_order(plan.tasks, jobs)
+    needs = {j: shared_trainings(plan, *jobs[j]) for j in pending}
     print(f"running {len(jobs)} jobs, {plan.parallel} side by side ({threads} thread(s) each)", file=sys.stderr, flush=True)
 
     def one(n: int, task: str, model: str, seed: int) -> JobResult:
@@ -258,15 +269,32 @@ def _run_side_by_side(plan: RunPlan, jobs: list[tuple[str, str, int]], command: 
             print(f"=== [{n}/{len(jobs)}] {model} · {task} · seed {seed}: {status} ({r.wall_s:.1f}s)", file=sys.stderr, flush=True)
         return r
 
+    results: dict[int, JobResult] = {}
+    running: dict = {}  # future -> (job index, the trainings it may be running)
+    training, trained = set(), set()
     with ThreadPoolExecutor(plan.parallel) as pool:
-        futures = {j: pool.submit(one, n, *jobs[j]) for n, j in enumerate(start_order, 1)}
         try:
-            return [futures[j].result() for j in range(len(jobs))]  # in the plan's order
+            while pending or running:
+                while len(running) < plan.parallel:
+                    j = next((j for j in pending if not needs[j] & training), None)
+                    if j is None:
+                        break
+                    pending.remove(j)
+                    claim = needs[j] - trained
+                    training |= claim
+                    running[pool.submit(one, len(results) + len(running) + 1, *jobs[j])] = (j, claim)
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    j, claim = running.pop(f)
+                    training -= claim
+                    trained |= claim
+                    results[j] = f.result()
         except BaseException:  # Ctrl-C or SIGTERM: stop the queue and every running child
-            for f in futures.values():
+            for f in running:
                 f.cancel()
             _stop(*_children)
             raise
+    return [results[j] for j in range(len(jobs))]  # in the plan's order
 
 
 _children: set[subprocess.Popen] = set()  # running job processes (several with --jobs)

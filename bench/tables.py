@@ -44,7 +44,9 @@ SEEN = {"sequential": "A-3", "direct": "B-5", "explanation": "C-3"}
 UNSEEN = {"sequential": "A-9", "direct": "B-8", "explanation": "C-12"}
 PROMPT_ORDER = ["A-3", "A-9", "B-5", "B-8", "C-3", "C-12"]
 HINT_PROMPTS = {"C-12"}  # the record's feature word is in the prompt
-HINT_MODELS = {"peter_plus"}  # baselines fed the feature word
+# models that read the record's feature word: PETER+ as a hint, the reference row retrieves by it
+HINT_MODELS = {"peter_plus", "explain_ref"}
+STILL_IMPROVING = "↑"  # row mark: a run stopped at its epoch cap while its validation score was still rising
 PROPOSED = "vip5"  # the model the significance test is about
 DISPLAY = {
     "pop": "Pop", "hgn": "HGN", "sasrec": "SASRec", "s3rec": "S3-Rec", "bpr_mf": "BPR-MF", "bpr_mlp": "BPR-MLP",
@@ -156,6 +158,8 @@ def make_row(label: str, recs: list[dict], columns: list[str], digits: int | dic
         d = digits[c] if isinstance(digits, dict) else digits
         vals = [float(r["metrics"][c]) if c in r.get("metrics", {}) else r.get(c) for r in recs]
         cells.append(Cell([v for v in vals if v is not None], d))
+    if any(r.get("still_improving") for r in recs):
+        label += f" {STILL_IMPROVING}"
     return Row(label, cells, len({r["seed"] for r in recs}), recs[0]["model"], recs[0].get("prompt"), recs)
 
 
@@ -212,6 +216,9 @@ def _decoding_note(task: str, recs: list[dict]) -> str | None:
         return None
     if task == "explanation":
         return "VIP5/P5 decoding: greedy."
+    said = sorted({r["decoding"] for r in gen if r.get("decoding")})
+    if said:
+        return f"VIP5/P5 decoding: {'; '.join(said)}; {SEEN[task]} seen in training, {UNSEEN[task]} unseen."
     beams = sorted({str(r["config"].get("beams")) for r in gen if "beams" in r.get("config", {})})
     constrained = {r["config"].get("constrained", True) for r in gen}
     how = ("constrained by a prefix trie to valid item ids" if constrained == {True}
@@ -250,6 +257,10 @@ def _protocol_notes(task: str, recs: list[dict], all_records: list[dict]) -> lis
     timing = timing_note(recs)
     if timing:
         notes.append(timing)
+    capped = sorted({display_name(r["model"]) for r in recs if r.get("still_improving")})
+    if capped:
+        notes.append(f"{STILL_IMPROVING} still improving at cap: {', '.join(capped)} stopped at the epoch limit with the "
+                     "best validation score at the last epoch (under-trained: give more epochs or steps).")
     tagged = [r for r in all_records if r["task"] == task and r.get("tag")]
     if tagged:
         notes.append(f"{len(tagged)} tagged variant record(s) are not in this table (Table 5, ablations).")

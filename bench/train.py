@@ -86,7 +86,35 @@ class FitLog:
         self.history: list[dict] = []
         self.best_epoch: int | None = None
         self.best_score = -float("inf")
+        self.steps: int | None = None  # optimizer steps, for models that report them (add_steps)
+        self.max_epochs: int | None = None
+        self.stopped_early = False
         self._loss: float | None = None
+
+    def add_steps(self, n: int) -> None:
+        self.steps = (self.steps or 0) + int(n)
+
+    @property
+    def still_improving(self) -> bool:
+        """Ran to its epoch cap with its best validation score at the last epoch: more training
+        would probably have helped (the tables flag such rows)."""
+        last = len(self.history)
+        validated = any("val" in row for row in self.history)
+        return bool(validated and not self.stopped_early and self.max_epochs and last >= self.max_epochs
+                    and self.best_epoch == last and last > 1)
+
+    def state(self) -> dict:
+        """What a finished training leaves behind for a job that reuses it (models/shared.py)."""
+        return {"history": self.history, "best_epoch": self.best_epoch, "best_score": self.best_score,
+                "steps": self.steps, "max_epochs": self.max_epochs, "stopped_early": self.stopped_early,
+                "monitor": self.monitor}
+
+    def adopt(self, state: dict) -> None:
+        """Take over a finished training's log (its epochs, times and validation curve)."""
+        self.history, self.best_epoch, self.best_score = state["history"], state["best_epoch"], state["best_score"]
+        self.steps, self.max_epochs, self.stopped_early = state["steps"], state["max_epochs"], state["stopped_early"]
+        self.monitor = state.get("monitor", self.monitor)
+        self.epoch_times = [row["train_s"] for row in self.history]
 
     def loss(self, value: float) -> None:
         self._loss = float(value)
@@ -105,6 +133,7 @@ class FitLog:
         """
         if max_epochs < 1:
             raise ValueError("max_epochs must be >= 1")
+        self.max_epochs = max_epochs
         main = distributed.is_main()
         validating = self.validate is not None and main
         with tempfile.TemporaryDirectory(prefix="bench-best-") as tmp:
@@ -116,6 +145,7 @@ class FitLog:
             if resumable and state_file.exists():
                 st = json.loads(state_file.read_text())
                 self.history, self.best_epoch, self.best_score, bad = st["history"], st["best_epoch"], st["best_score"], st["bad"]
+                self.steps = st.get("steps")
                 self.epoch_times = [row["train_s"] for row in self.history]
                 model.load_training_state(ckpt / "last")
                 first = len(self.history) + 1
@@ -129,7 +159,7 @@ class FitLog:
                 t0 = time.perf_counter()
                 yield epoch
                 self.epoch_times.append(time.perf_counter() - t0)
-                row = {"epoch": epoch, "loss": self._loss, "train_s": self.epoch_times[-1]}
+                row = {"epoch": epoch, "loss": self._loss, "train_s": self.epoch_times[-1], "steps": self.steps}
                 score = None
                 if validating:
                     row["val"] = self.validate()
@@ -147,7 +177,7 @@ class FitLog:
                     from bench.io import atomic_write_json
 
                     atomic_write_json(state_file, {"history": self.history, "best_epoch": self.best_epoch,
-                                                   "best_score": self.best_score, "bad": bad})
+                                                   "best_score": self.best_score, "bad": bad, "steps": self.steps})
                 elapsed = time.perf_counter() - t_start
                 done = epoch - first + 1
                 eta = elapsed / done * (max_epochs - epoch)
@@ -158,6 +188,7 @@ class FitLog:
                     f"elapsed {_fmt_secs(elapsed)} ETA <= {_fmt_secs(eta)}"
                 )
                 if distributed.broadcast(bad >= patience and epoch >= min_epochs):
+                    self.stopped_early = True
                     self.say(f"early stop: no improvement for {patience} epochs")
                     break
             last = len(self.history)

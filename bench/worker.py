@@ -100,6 +100,7 @@ def run_one(spec: dict) -> list[str]:
         test = evaluate(model, data, task, "test", variant, per_query=True)
         eval_s = time.perf_counter() - t1
         val = log.history[log.best_epoch - 1].get("val") if log.best_epoch else None
+        monitor = log.monitor  # a multitask training monitors the mean over its tasks
         mem, mem_kind = peak_memory(device)
         rec = {
             "schema": 1,
@@ -115,6 +116,9 @@ def run_one(spec: dict) -> list[str]:
             "time_per_epoch_s": log.time_per_epoch_s,
             "epochs": len(log.epoch_times),
             "best_epoch": log.best_epoch,
+            "optimizer_steps": log.steps,  # None: the model does not count them (closed-form or library fits)
+            # at its epoch cap with the best validation score at the last epoch: still improving when it stopped
+            "still_improving": log.still_improving,
             "fit_time_s": fit_s,
             "eval_time_s": eval_s,
             "trainable_params": trainable,
@@ -143,6 +147,8 @@ def run_one(spec: dict) -> list[str]:
             "timestamp": now_iso(),
             "command": spec.get("command"),
         }
+        if hasattr(model, "record_extras"):  # e.g. VIP5/P5: decoding, real vocabulary, which training
+            rec |= model.record_extras(task)
         paths.append(str(write_record(spec["results_dir"], rec)))
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run is complete: its records replace the checkpoints
     return paths

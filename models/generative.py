@@ -3,26 +3,31 @@
 Geng et al., "VIP5: Towards Multimodal Foundation Models for Recommendation", Findings of
 EMNLP 2023; Geng et al., "Recommendation as Language Processing (P5)", RecSys 2022.
 
-Training: per epoch, `seq_samples_per_user` sequential and `direct_samples_per_user` direct
-samples per user and one sample per training explanation record, each with a template drawn
-uniformly from the task's training templates (the unseen ones held out); AdamW, linear
-warm-up then linear decay, gradient clipping, mixed precision on CUDA (bf16 where supported).
+Training: as in the paper, one model per (dataset, seed, config) learns every task family
+from mixed prompts (``train_tasks="all"``, the default) and is evaluated on each task: the job
+of the first task trains it and caches it under a key of its config, the data, the tokenizer and
+this code; the other tasks' jobs, and VIP5 (whose backbone is exactly that P5), reuse it.
+Per epoch: `seq_samples_per_user` sequential samples per user (distinct target positions while
+the sequence has enough), `direct_samples_per_user` direct ones, one per training explanation
+record, each with a template drawn uniformly from the task's training templates (the unseen ones
+held out); negatives come from the user's training items only, like every baseline's. AdamW,
+linear warm-up then linear decay, gradient clipping, mixed precision on CUDA (bf16 where supported).
 Under torchrun every process draws the same samples and batches (same seed) and trains on its
 own share of the batches, with DistributedDataParallel averaging the gradients: `batch_size` is
 per process.
-Evaluation: beam search (20 beams) constrained by a prefix trie to valid item ids (all items
-for sequential, the query's 100 candidates for direct); greedy decoding for explanations.
+Evaluation: sequential = beam search (20 beams, beam score = the sequence's log-likelihood)
+constrained by a prefix trie to valid item ids; direct = exact scoring of the query's 100
+candidates by the log-likelihood of each candidate's id (``scoring="beam"`` keeps the
+trie-constrained beam search, ``constrained=False`` the official unconstrained one); greedy
+decoding for explanations.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import sys
 import warnings
 from contextlib import nullcontext
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +35,9 @@ import torch
 
 from bench import distributed
 from bench.data import BenchData
-from bench.io import file_lock
 from bench.model import torch_param_counts
 from bench.train import progress
-from models.network import VIP5Net, build_backbone
+from models.network import MAX_WORDS, VIP5Net, build_backbone
 from models.prompts import TEMPLATES, Prompt, PromptRenderer, eval_templates, train_templates
 from models.tokenizer import PromptTokenizer
 from models.trie import Trie, allowed_tokens_fn
@@ -60,11 +64,17 @@ class GenerativeRecommender:
         self.train_tasks = [task] if cfg.train_tasks == "task" else list(data.tasks)
         self.rng = np.random.default_rng(seed)
         self.review_of = {(r.user, r.item): r for r in data.reviews}
+        # each user's training items (validation and test targets excluded): the negatives'
+        # exclusion set, as for every baseline — no test information reaches training
+        self.seen = [set(s.tolist()) for s in data.train_sequences()]
         self.tok = self._tokenizer()
         t5 = build_backbone(cfg.backbone, cfg.backbone_size, self.tok.vocab_size, cfg.dropout)
         self.net = VIP5Net(t5, self.tok.img_id, self.k, None if self.feats is None else self.feats.shape[1])
+        self.training = {"tasks": self.train_tasks}  # what trained this model: shown in every record
         if cfg.backbone is None and cfg.backbone_init == "p5":
-            self.net.load_state_dict(self._p5_backbone_state(), strict=False)  # mapping network stays new
+            from models.shared import load_p5_backbone
+
+            self.training["backbone"] = load_p5_backbone(self)
         if cfg.train_mode == "adapters":
             self.net.add_adapters(cfg.adapter_placement, cfg.reduction_factor)
         self.net.to(device)
@@ -92,54 +102,32 @@ class GenerativeRecommender:
         corpus += [it.title for it in self.data.items if it.title]
         return PromptTokenizer.train(corpus, self._cache() / "tokenizers", self.cfg.vocab_size)
 
-    def _p5_backbone_state(self) -> dict:
-        """VIP5's default backbone: a P5 model trained on the same data (on demand, cached)."""
-        from models.vip5 import P5Config
-
-        c = self.cfg
-        # the backbone sees what VIP5 would see in training: same sample budget, every task's prompts
-        p5_cfg = P5Config(backbone_size=c.backbone_size, epochs=c.backbone_epochs, train_tasks="all",
-                          vocab_size=c.vocab_size, max_history=c.max_history, batch_size=c.batch_size, dropout=c.dropout,
-                          seq_samples_per_user=c.seq_samples_per_user, direct_samples_per_user=c.direct_samples_per_user,
-                          train_candidates=c.train_candidates)
-        key = hashlib.sha256(json.dumps([asdict(p5_cfg), self.data.manifest.get("created"), self.seed]).encode()).hexdigest()[:12]
-        path = self._cache() / "p5-backbone" / f"{c.backbone_size}-{key}" / "net.pt"
-        # jobs side by side (bench run --jobs) wait for one another instead of training it twice
-        lock = nullcontext() if distributed.active() else file_lock(path.parent.with_suffix(".lock"))
-        with lock:
-            return self._p5_backbone_train_or_load(p5_cfg, path)
-
-    def _p5_backbone_train_or_load(self, p5_cfg, path: Path) -> dict:
-        from models.vip5 import P5
-
-        # under torchrun every rank must take the same branch: training the backbone is collective
-        if not distributed.broadcast(path.exists()):
-            if distributed.is_main():
-                print(f"[{self.name}] training its P5 backbone ({p5_cfg.epochs} epochs, cached at {path.parent})",
-                      file=sys.stderr, flush=True)
-            from bench.train import FitLog
-
-            p5 = P5(p5_cfg, self.data, task=self.task, device=self.device, seed=self.seed)
-            p5.fit(FitLog(None, "loss", name=f"{self.name}/p5-backbone"))
-            if distributed.is_main():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                torch.save(p5.net.state_dict(), tmp)
-                tmp.replace(path)
-            distributed.barrier()  # the file is there before any rank reads it
-        return torch.load(path, map_location="cpu", weights_only=True)
-
     # ------------------------------------------------------------------ samples
 
-    def _negatives(self, u: int, rng, n: int = 1) -> list[int]:
-        """`n` items user `u` never interacted with, drawn uniformly (repeats possible, as in the official code)."""
-        seen = set(self.data.sequences[u].tolist())  # once per prompt, not once per negative
+    def _negatives(self, u: int, rng, n: int = 1, also: int | None = None) -> list[int]:
+        """`n` items outside user `u`'s training items (and not `also`), drawn uniformly with
+        repeats (as the official code). A user who has seen (nearly) every item gets any other item."""
+        seen = self.seen[u] | ({also} if also is not None else set())
+        if len(seen) >= self.data.n_items:
+            seen = {also} if also is not None else set()
         out: list[int] = []
-        while len(out) < n:
+        for _ in range(50 * n):  # rejection sampling: fast while most items are unseen
             i = int(rng.integers(self.data.n_items))
             if i not in seen:
                 out.append(i)
-        return out
+                if len(out) == n:
+                    return out
+        pool = np.setdiff1d(np.arange(self.data.n_items), np.fromiter(seen, dtype=np.int64))  # a dense user
+        return out + rng.choice(pool, size=n - len(out)).tolist()
+
+    def _positions(self, rng, length: int, n: int) -> list[int]:
+        """`n` target positions in a training sequence of `length` items: distinct while there are
+        enough (each transition is seen once before any is seen twice), then drawn again."""
+        choices = np.arange(1, length)
+        picks = []
+        while len(picks) < n:
+            picks += rng.permutation(choices)[: n - len(picks)].tolist()
+        return picks
 
     def _samples(self, rng, render: PromptRenderer, tasks, users=None) -> list[Prompt]:
         cfg, out = self.cfg, []
@@ -152,15 +140,12 @@ class GenerativeRecommender:
             n = cfg.seq_samples_per_user if task == "sequential" else cfg.direct_samples_per_user
             for u in users:
                 s = train[u]
-                for _ in range(n):
+                if task == "sequential" and len(s) < 2:
+                    continue
+                spots = self._positions(rng, len(s), n) if task == "sequential" else rng.integers(len(s), size=n)
+                for j in spots:
                     pid = pids[rng.integers(len(pids))]
-                    if task == "sequential":
-                        if len(s) < 2:
-                            break
-                        j = int(rng.integers(1, len(s)))
-                        hist, pos = s[:j], int(s[j])
-                    else:
-                        hist, pos = s, int(s[rng.integers(len(s))])
+                    hist, pos = (s[:j], int(s[j])) if task == "sequential" else (s, int(s[j]))
                     if TEMPLATES[pid][2] == "yes_no":  # 50% the true item ("yes"), 50% a never-interacted one
                         label = bool(rng.random() < 0.5)
                         item = pos if label else self._negatives(u, rng)[0]
@@ -168,7 +153,7 @@ class GenerativeRecommender:
                     elif task == "sequential":
                         out.append(render.render(pid, user=u, history=hist, target=render.item(pos)))
                     else:
-                        cands = [pos] + self._negatives(u, rng, cfg.train_candidates - 1)
+                        cands = [pos] + self._negatives(u, rng, cfg.train_candidates - 1, also=pos)
                         rng.shuffle(cands)
                         out.append(render.render(pid, user=u, candidates=cands, target=render.item(pos)))
         if "explanation" in tasks:
@@ -190,7 +175,7 @@ class GenerativeRecommender:
             for t in ids:
                 if t == tok.img_id or tok.is_word_start(t):
                     w += 1
-                wid.append(min(w, 511))
+                wid.append(min(w, MAX_WORDS - 1))  # never reached: a prompt has fewer words than tokens
                 n += t == tok.img_id
             if self.k:
                 feats_idx.extend(p.image_items[: n // self.k])  # fewer if truncation cut mentions off
@@ -236,6 +221,16 @@ class GenerativeRecommender:
     # ------------------------------------------------------------------ training
 
     def fit(self, log) -> None:
+        """Train, or — multitask (``train_tasks="all"``) — reuse the training another task's job
+        of the same model, config, data and seed already did (models/shared.py)."""
+        if self.cfg.train_tasks == "all":
+            from models.shared import fit_shared
+
+            fit_shared(self, log)
+        else:
+            self.train(log)
+
+    def train(self, log) -> None:
         from transformers import get_linear_schedule_with_warmup
 
         cfg = self.cfg
@@ -269,6 +264,7 @@ class GenerativeRecommender:
                 scaler.update()
                 sched.step()
                 total += loss.item()
+            log.add_steps(len(batches))
             log.loss(distributed.mean(total, len(batches)))  # over every process's batches
 
     # ------------------------------------------------------------------ inference
@@ -276,6 +272,20 @@ class GenerativeRecommender:
     def variants(self, task: str) -> list[str]:
         """Evaluation prompts: the seen one, then the unseen one (a record per prompt)."""
         return eval_templates(task)
+
+    def decoding(self, task: str) -> str:
+        """How this model ranks or writes for `task` (kept in each record, shown under the tables)."""
+        if task == "explanation":
+            return "greedy"
+        if task == "direct" and self.cfg.scoring == "exact":
+            return "exact candidate log-likelihood"
+        how = "trie-constrained" if self.cfg.constrained else "unconstrained"
+        return f"beam search ({self.cfg.beams} beams, {how})"
+
+    def _prompts(self, pid: str, queries) -> list[Prompt]:
+        return [self.render.render(pid, user=q.user, history=q.history,
+                                   candidates=() if q.candidates is None else q.candidates.tolist(), target="")
+                for q in queries]
 
     @torch.no_grad()
     def _generate(self, prompts: list[Prompt], **kw):
@@ -289,29 +299,59 @@ class GenerativeRecommender:
             return self.net.t5.generate(inputs_embeds=emb, attention_mask=mask, **kw)
 
     def rank(self, queries, k: int, variant: str | None = None) -> list[list[int]]:
-        cfg = self.cfg
+        """Top items per query: the `k` best valid items first; with beam search, beams that
+        decoded to no valid item follow as -1 (the evaluator ranks only valid items and counts
+        these in `invalid_rate`)."""
         pid = variant or eval_templates(self.task)[0]
+        if self.cfg.scoring == "exact" and queries and queries[0].candidates is not None:
+            return self._rank_exact(pid, queries, k)
+        return self._rank_beam(pid, queries, k)
+
+    @torch.no_grad()
+    def _rank_exact(self, pid: str, queries, k: int) -> list[list[int]]:
+        from models.scoring import candidate_log_likelihoods
+
+        self.net.eval()
+        out: list[list[int]] = []
+        for start in progress(range(0, len(queries), self.cfg.eval_batch_size), desc=f"{self.name} {pid} scoring"):
+            batch = queries[start : start + self.cfg.eval_batch_size]
+            ids, words, mask, feats = self._encode_inputs(self._prompts(pid, batch))
+            with self._autocast():
+                enc = self.net.t5.get_encoder()(inputs_embeds=self.net.embed(ids, words, feats),
+                                                attention_mask=mask).last_hidden_state  # [B, L, d]
+                scores = candidate_log_likelihoods(self.net.t5, enc, mask,
+                                                   [[self.item_tokens[c] for c in q.candidates] for q in batch],
+                                                   self.tok.pad_id)
+            for q, s in zip(batch, scores, strict=True):
+                best = torch.argsort(-s, stable=True)[:k]  # ties keep the stored candidate order
+                out.append([int(q.candidates[i]) for i in best])
+        return out
+
+    def _rank_beam(self, pid: str, queries, k: int) -> list[list[int]]:
+        cfg = self.cfg
         beams = max(cfg.beams, k)
         out: list[list[int]] = []
         for start in progress(range(0, len(queries), cfg.eval_batch_size), desc=f"{self.name} {pid} beam search"):
             batch = queries[start : start + cfg.eval_batch_size]
-            prompts = [self.render.render(pid, user=q.user, history=q.history,
-                                          candidates=() if q.candidates is None else q.candidates.tolist(), target="")
-                       for q in batch]
-            kw = dict(num_beams=beams, num_return_sequences=beams, max_new_tokens=self.max_item_tokens, early_stopping=True)
+            # length_penalty 0: a beam's score is its summed log-likelihood (Hugging Face divides
+            # by length ** 1.0 by default, which would favour longer ids)
+            kw = dict(num_beams=beams, num_return_sequences=beams, max_new_tokens=self.max_item_tokens,
+                      early_stopping=True, length_penalty=0.0)
             if cfg.constrained:
                 tries = [self.full_trie if q.candidates is None else Trie(self.item_tokens[c] for c in q.candidates)
                          for q in batch]
                 kw["prefix_allowed_tokens_fn"] = allowed_tokens_fn(tries, self.tok.eos_id, self.tok.pad_id)
-            seqs = self._generate(prompts, **kw).view(len(batch), beams, -1)  # [B, beams, T], best beam first
+            seqs = self._generate(self._prompts(pid, batch), **kw).view(len(batch), beams, -1)  # [B, beams, T], best first
             for b in range(len(batch)):
-                ranked: list[int] = []
+                valid: list[int] = []
+                invalid = 0
                 for s in seqs[b]:
                     item = self.render.parse_item(self.tok.decode(s.tolist()))
-                    item = -1 if item is None else item  # not an item id: counted as invalid by the evaluator
-                    if item == -1 or item not in ranked:
-                        ranked.append(item)
-                out.append(ranked[:k])
+                    if item is None:
+                        invalid += 1  # not an item id
+                    elif item not in valid:
+                        valid.append(item)
+                out.append(valid + [-1] * invalid)
         return out
 
     def explain(self, queries, variant: str | None = None) -> list[str]:
@@ -328,6 +368,11 @@ class GenerativeRecommender:
 
     # ------------------------------------------------------------------ state
 
+    def record_extras(self, task: str) -> dict:
+        """Fields this model adds to each record: how it decoded, its real vocabulary, its training."""
+        return {"decoding": self.decoding(task), "tokenizer": self.tok.describe(self.cfg.vocab_size),
+                "training": self.training}
+
     def save(self, path: Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -342,17 +387,18 @@ class GenerativeRecommender:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.state_dict() for k, v in self._train_state.items()}
-        state |= {"net": self.net.state_dict(), "rng": self.rng.bit_generator.state}
+        # the NumPy generator's state as JSON text: the checkpoint then loads with weights_only=True
+        state |= {"net": self.net.state_dict(), "rng": json.dumps(self.rng.bit_generator.state)}
         tmp = path / "state.pt.tmp"
         torch.save(state, tmp)
         tmp.replace(path / "state.pt")
 
     def load_training_state(self, path: Path) -> None:
-        state = torch.load(Path(path) / "state.pt", map_location=self.device, weights_only=False)
+        state = torch.load(Path(path) / "state.pt", map_location=self.device, weights_only=True)
         self.net.load_state_dict(state["net"])
         for k, v in self._train_state.items():
             v.load_state_dict(state[k])
-        self.rng.bit_generator.state = state["rng"]
+        self.rng.bit_generator.state = json.loads(state["rng"])
 
     def num_params(self) -> tuple[int, int]:
         return torch_param_counts(self.net)

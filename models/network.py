@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-MAX_WORDS = 512  # whole-word embedding table size (as P5)
+MAX_WORDS = 1024  # whole-word embedding rows, as the official code: one per word of a 1,024-token prompt
 
 # random-init backbone shapes: "small" is t5-small's (6+6 layers, d_model 512, 8 heads)
 BACKBONE_SIZES = {

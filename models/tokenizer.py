@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from pathlib import Path
 
 from models.prompts import IMG
@@ -91,6 +92,20 @@ class PromptTokenizer:
             piece = self.hf.convert_ids_to_tokens(tid) if self.hf is not None else self.sp.id_to_piece(tid)
             self._word_start[tid] = piece.startswith(WORD_START)
         return self._word_start[tid]
+
+    def describe(self, requested: int) -> dict:
+        """The real vocabulary (SentencePiece stops short of the requested size on a small corpus)."""
+        if self.hf is not None:
+            return {"kind": "backbone", "pieces": self.vocab_size}
+        return {"kind": "sentencepiece", "pieces": self.vocab_size, "requested": requested}
+
+    def fingerprint(self) -> str:
+        """Hash of the tokenizer itself: a retrained or different tokenizer is a different model."""
+        if self.hf is not None:
+            blob = json.dumps(sorted(self.hf.get_vocab().items())).encode()
+        else:
+            blob = self.sp.serialized_model_proto()
+        return hashlib.sha256(blob).hexdigest()[:12]
 
     def save(self, path: Path) -> None:
         path = Path(path)

@@ -50,3 +50,4 @@ def test_file_lock_makes_the_second_holder_wait(tmp_path):
         order.append("second in")
     t.join()
     assert order == ["first in", "first out", "second in"]
+

@@ -140,8 +140,10 @@ def test_t5_small_shape_trains_a_paper_like_share_of_parameters(tiny):
         trainable, total = m.num_params()
         assert m.net.t5.get_input_embeddings().num_embeddings == 32128  # t5-small's vocabulary rows
         share[name] = 100 * trainable / total
-    assert 3.0 < share["text-only"] < 4.0  # adapters, layer norms, whole-word/category embeddings
-    assert 3.0 < share["self"] < share["self+cross"] < 5.0  # + the mapping network for image tokens
+    # adapters, layer norms, whole-word/category embeddings: the 1,024-row whole-word table (trained
+    # here; the official code leaves it frozen at random init) is ~0.85 points of it
+    assert 3.0 < share["text-only"] < 4.5
+    assert 3.0 < share["self"] < share["self+cross"] < 5.5  # + the mapping network for image tokens
 
 
 @pytest.mark.parametrize("n", [20, 100])

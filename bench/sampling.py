@@ -1,0 +1,35 @@
+"""Negative sampling shared by the BPR-trained baselines (BPR-MLP, VBPR)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.data import BenchData
+
+
+def training_pairs(data: BenchData) -> tuple[np.ndarray, np.ndarray]:
+    """(users, items) of the training interactions, one row each (duplicates kept)."""
+    seqs = data.train_sequences()
+    users = np.concatenate([np.full(len(s), u, dtype=np.int64) for u, s in enumerate(seqs)])
+    return users, np.concatenate(seqs).astype(np.int64)
+
+
+def sample_negatives(users: np.ndarray, seen: np.ndarray, n_items: int, rng: np.random.Generator,
+                     rounds: int = 100) -> np.ndarray:
+    """One item per user that the user never interacted with in training. `seen` holds the
+    sorted keys user * n_items + item of the training interactions; collisions are redrawn a
+    bounded number of times, then the few users left (nearly every item seen) draw from their
+    exact complement — or, having seen every item, get any item (no unseen one exists)."""
+    neg = rng.integers(0, n_items, len(users))
+    bad = np.flatnonzero(np.isin(users * n_items + neg, seen))
+    for _ in range(rounds):
+        if not len(bad):
+            return neg
+        neg[bad] = rng.integers(0, n_items, len(bad))
+        bad = bad[np.isin(users[bad] * n_items + neg[bad], seen)]
+    for b in bad:
+        u = int(users[b])
+        lo, hi = np.searchsorted(seen, [u * n_items, (u + 1) * n_items])
+        unseen = np.setdiff1d(np.arange(n_items), seen[lo:hi] - u * n_items)
+        neg[b] = rng.choice(unseen) if len(unseen) else rng.integers(n_items)
+    return neg

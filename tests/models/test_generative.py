@@ -1,0 +1,224 @@
+"""VIP5/P5 engine: that they learn at all (guard), exact candidate scoring, multitask training shared
+between jobs, VIP5 on its P5 backbone, a local Hugging Face backbone, and the samplers' edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench.config import build_config
+from bench.data.dataset import RankQuery
+from bench.train import FitLog
+from models.vip5 import P5, VIP5, P5Config, VIP5Config
+
+FAST = dict(VIP5.CONTRACT_OVERRIDES) | {"epochs": 1}
+
+
+def _model(cls, cfg_cls, data, task="direct", seed=0, **over):
+    return cls(build_config(cfg_cls, FAST | over), data, task=task, device="cpu", seed=seed)
+
+
+# ------------------------------------------------------------------ guard: they learn
+
+
+def _memorise(m, users, n_cands=5):
+    """Fixed training prompts for `users`: A-3 (history -> last training item) and B-5 (that item
+    among n_cands candidates); returns the matching sequential and direct queries."""
+    train = m.data.train_sequences()
+    rng = np.random.default_rng(0)
+    prompts, seq_q, dir_q = [], [], []
+    for u in users:
+        hist, target = train[u][:-1], int(train[u][-1])
+        cands = np.array([target] + m._negatives(u, rng, n_cands - 1, also=target))
+        rng.shuffle(cands)
+        prompts.append(m.render.render("A-3", user=u, history=hist, target=m.render.item(target)))
+        prompts.append(m.render.render("B-5", user=u, candidates=cands.tolist(), target=m.render.item(target)))
+        seq_q.append((RankQuery(u, hist, None), target))
+        dir_q.append((RankQuery(u, train[u], cands), target))
+    m._samples = lambda *a, **k: list(prompts)
+    return seq_q, dir_q
+
+
+GUARD = dict(batch_size=40, lr=3e-3, warmup=0.05, patience=1000, beams=5, dropout=0.0)
+
+
+def _hr1(m, seq_q, dir_q) -> dict[str, float]:
+    out = {}
+    for name, queries, pid in (("sequential", seq_q, "A-3"), ("direct", dir_q, "B-5")):
+        top = m.rank([q for q, _ in queries], 5, variant=pid)
+        out[name] = float(np.mean([r[0] == t for r, (_, t) in zip(top, queries, strict=True)]))
+    return out
+
+
+def test_the_generative_models_learn_their_training_targets(tiny, monkeypatch):
+    """If this fails, P5/VIP5 stopped learning (a broken loss, mask, embedding, adapter or decoding):
+    20 users' next items, memorised from fixed prompts, must come back first through rank().
+    VIP5 is checked as the paper builds it, on top of the P5 that learned them: adapters on a
+    frozen *random* T5 cannot learn to generate item ids (they learn a prior over ids only)."""
+    import models.shared
+
+    p5 = _model(P5, P5Config, tiny, epochs=60, **GUARD)
+    seq_q, dir_q = _memorise(p5, range(20))
+    p5.fit(FitLog(None, "ndcg@10", verbose=False))
+    assert min(_hr1(p5, seq_q, dir_q).values()) >= 0.9, _hr1(p5, seq_q, dir_q)
+
+    def p5_backbone(vip5):  # VIP5's backbone is this P5 (instead of a P5 trained on the whole dataset)
+        vip5.net.load_state_dict(p5.net.state_dict(), strict=False)
+        return {"id": "memorised"}
+
+    monkeypatch.setattr(models.shared, "load_p5_backbone", p5_backbone)
+    vip5 = _model(VIP5, VIP5Config, tiny, epochs=20, backbone_init="p5", **GUARD)
+    assert vip5.k == 2 and vip5.training["backbone"] == {"id": "memorised"}
+    seq_q, dir_q = _memorise(vip5, range(20))  # the same prompts, now with image tokens
+    vip5.fit(FitLog(None, "ndcg@10", verbose=False))
+    assert min(_hr1(vip5, seq_q, dir_q).values()) >= 0.9, _hr1(vip5, seq_q, dir_q)
+
+
+# ------------------------------------------------------------------ exact candidate scoring
+
+
+@pytest.mark.parametrize("cls,cfg_cls", [(P5, P5Config), (VIP5, VIP5Config)], ids=["p5", "vip5"])
+def test_exact_scoring_is_the_teacher_forced_log_likelihood(tiny, cls, cfg_cls):
+    from models.scoring import candidate_log_likelihoods
+
+    m = _model(cls, cfg_cls, tiny)
+    torch.manual_seed(0)
+    with torch.no_grad():  # move the (zero-initialised) new embeddings and adapters off their start
+        for p in m.net.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    m.net.eval()
+    q = tiny.rank_queries("direct", "test")[3]
+    cands = q.candidates[:12].tolist()
+    prompt = m._prompts("B-5", [q])
+    ids, words, mask, feats = m._encode_inputs(prompt)
+    with torch.no_grad():
+        enc = m.net.t5.get_encoder()(inputs_embeds=m.net.embed(ids, words, feats), attention_mask=mask).last_hidden_state
+        fast = candidate_log_likelihoods(m.net.t5, enc, mask, [[m.item_tokens[c] for c in cands]], m.tok.pad_id)[0]
+        slow = []
+        for c in cands:  # one full forward per candidate: minus the summed token cross-entropy
+            labels = torch.tensor([m.item_tokens[c]])
+            logits = m.net.t5(inputs_embeds=m.net.embed(ids, words, feats), attention_mask=mask, labels=labels,
+                              use_cache=False).logits
+            slow.append(-torch.nn.functional.cross_entropy(logits[0], labels[0], reduction="sum").item())
+    assert torch.allclose(fast, torch.tensor(slow), atol=1e-4)
+    ranked = m.rank([q], 10, variant="B-5")[0]
+    assert len(ranked) == 10 and set(ranked) <= set(q.candidates.tolist())
+
+
+def test_beam_search_stays_available_for_the_direct_task(tiny):
+    m = _model(P5, P5Config, tiny, scoring="beam", beams=10)
+    q = tiny.rank_queries("direct", "test")[:3]
+    assert all(set(r) <= set(x.candidates.tolist()) for r, x in zip(m.rank(q, 10, variant="B-5"), q, strict=True))
+    assert "beam search" in m.decoding("direct") and "exact" in _model(P5, P5Config, tiny).decoding("direct")
+
+
+# ------------------------------------------------------------------ multitask, shared between jobs
+
+
+def test_one_multitask_training_serves_every_task_and_is_vip5s_backbone(tiny_root, tmp_path):
+    import shutil
+
+    from bench.data import load_dataset
+
+    shutil.copytree(tiny_root / "tiny", tmp_path / "tiny")  # its own cache directory
+    data = load_dataset("tiny", tmp_path)
+    over = dict(train_tasks="all", epochs=1, val_queries=8)
+    first = _model(P5, P5Config, data, task="sequential", **over)
+    first.fit(FitLog(None, "ndcg@10", verbose=False))
+    assert first.training["reused"] is False and first.training["tasks"] == list(data.tasks)
+    assert first.training["optimizer_steps"] > 0
+
+    second = _model(P5, P5Config, data, task="direct", **over)
+    log = FitLog(None, "ndcg@10", verbose=False)
+    second.fit(log)
+    assert second.training["id"] == first.training["id"] and second.training["reused"] is True
+    assert log.steps == first.training["optimizer_steps"] and "val" in log.history[0]  # the training's own curve
+    assert all(torch.equal(a, b) for a, b in zip(first.net.state_dict().values(), second.net.state_dict().values(),
+                                                  strict=True))
+
+    vip5 = _model(VIP5, VIP5Config, data, task="explanation", **over, backbone_init="p5", backbone_epochs=1,
+                  vocab_size=FAST["vocab_size"])
+    assert vip5.training["backbone"]["id"] == first.training["id"] and vip5.training["backbone"]["reused"]
+
+    other_seed = _model(P5, P5Config, data, task="direct", seed=1, **over)
+    decoding_only = _model(P5, P5Config, data, task="direct", **over, beams=7, scoring="beam")
+    from models.shared import training_key
+
+    assert training_key(other_seed) != training_key(first) == training_key(decoding_only)
+
+
+def test_the_training_key_follows_the_code_and_the_tokenizer(tiny, monkeypatch):
+    import models.shared as shared
+
+    m = _model(P5, P5Config, tiny)
+    key = shared.training_key(m)
+    monkeypatch.setattr(shared, "code_version", lambda: "changed")
+    assert shared.training_key(m) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(m.tok, "fingerprint", lambda: "another tokenizer")
+    assert shared.training_key(m) != key
+
+
+def test_a_backbone_that_does_not_fit_vip5_is_refused(tiny, monkeypatch):
+    import models.shared as shared
+    from bench.errors import UsageError
+
+    real = P5.fit
+
+    def fit_and_rename(self, log):
+        real(self, log)
+        w = self.net.whole_word
+        self.net.add_module("renamed_word", w)  # a key VIP5 does not have
+        del self.net.whole_word
+
+    monkeypatch.setattr(P5, "fit", fit_and_rename)
+    with pytest.raises(UsageError, match="does not fit VIP5"):
+        _model(VIP5, VIP5Config, tiny, backbone_init="p5", backbone_epochs=1, train_tasks="task")
+    assert shared.BACKBONE_KEYS
+
+
+def test_a_local_hugging_face_t5_directory_is_the_backbone(tiny, tmp_path):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    cfg = T5Config(vocab_size=400, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=4,
+                   decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    torch.manual_seed(0)
+    T5ForConditionalGeneration(cfg).save_pretrained(tmp_path / "t5")
+    saved = T5ForConditionalGeneration.from_pretrained(tmp_path / "t5").state_dict()
+    for cls, cfg_cls in ((P5, P5Config), (VIP5, VIP5Config)):
+        m = _model(cls, cfg_cls, tiny, backbone=str(tmp_path / "t5"))
+        assert m.net.t5.config.d_model == 32
+        w = "encoder.block.0.layer.0.SelfAttention.q.weight"
+        assert torch.equal(m.net.t5.state_dict()[w], saved[w])  # the directory's weights, not a fresh init
+        m.fit(FitLog(None, "ndcg@10", verbose=False))
+        assert len(m.rank(tiny.rank_queries("sequential", "test")[:2], 10, variant="A-3")[0]) >= 1
+
+
+# ------------------------------------------------------------------ samplers and ranking
+
+
+def test_negatives_never_use_validation_or_test_items_and_end_for_a_user_who_saw_everything(tiny):
+    m = _model(P5, P5Config, tiny)
+    rng = np.random.default_rng(0)
+    held_out = {int(tiny.sequences[0][-1]), int(tiny.sequences[0][-2])}
+    draws = m._negatives(0, rng, 2000)
+    assert held_out & set(draws)  # held-out items are not "seen" in training: they may be negatives
+    assert not set(draws) & m.seen[0]
+    m.seen[0] = set(range(tiny.n_items))  # a user who has seen every item
+    assert len(m._negatives(0, rng, 5, also=3)) == 5 and 3 not in m._negatives(0, rng, 50, also=3)
+
+
+def test_sequential_samples_cover_distinct_positions_first(tiny):
+    m = _model(P5, P5Config, tiny)
+    picks = m._positions(np.random.default_rng(0), 6, 5)
+    assert sorted(picks) == [1, 2, 3, 4, 5]
+    assert len(m._positions(np.random.default_rng(0), 3, 5)) == 5
+
+
+def test_records_state_the_real_vocabulary_and_the_decoding(tiny):
+    m = _model(P5, P5Config, tiny)
+    extras = m.record_extras("direct")
+    assert extras["tokenizer"]["pieces"] == m.tok.vocab_size <= extras["tokenizer"]["requested"]
+    assert extras["decoding"] == "exact candidate log-likelihood"
