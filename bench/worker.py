@@ -73,6 +73,9 @@ def run_one(spec: dict) -> list[str]:
         raise RuntimeError(f"dataset {data.name!r} has no {task!r} task (it has: {', '.join(data.tasks)})")
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
+    # the process's peak before the model exists (interpreter, libraries, data): on CPU it dominates a
+    # tiny model's peak RSS, so records also carry the model's own share (peak minus this)
+    base_mem = peak_memory(device)[0]
 
     model = model_spec.cls(cfg, data, task=task, device=device, seed=seed)
     if distributed.rank() > 0:  # weights start alike on every rank (seeded above); dropout masks need not
@@ -126,6 +129,7 @@ def run_one(spec: dict) -> list[str]:
             "trainable_pct": 100.0 * trainable / total if total else 0.0,
             "peak_memory_mb": mem,
             "memory_kind": mem_kind,
+            "peak_memory_model_mb": mem - base_mem,  # building, training and evaluating the model: its own share
             # processes that trained together (torchrun); time and memory above are per process (rank 0's)
             "world_size": distributed.world_size(),
             # jobs that ran side by side on this machine (bench run --jobs) and this process's torch threads:

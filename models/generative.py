@@ -235,7 +235,11 @@ class GenerativeRecommender:
 
         cfg = self.cfg
         params = [p for p in self.net.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.lr, eps=1e-6, weight_decay=cfg.weight_decay)
+        emb = self.net.t5.get_input_embeddings().weight  # tied with the output layer
+        groups = [{"params": [p for p in params if p is not emb], "lr": cfg.lr}]
+        if emb.requires_grad:  # item ids are learned from scratch: a faster embedding (config comment)
+            groups.append({"params": [emb], "lr": cfg.lr * cfg.embedding_lr_scale})
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, eps=1e-6, weight_decay=cfg.weight_decay)
         samples = self._samples(self.rng, self.render, self.train_tasks)
         steps = distributed.shard_len(math.ceil(len(samples) / cfg.batch_size)) * cfg.epochs  # this process's
         sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * steps), steps)

@@ -32,7 +32,7 @@ DECODING_KEYS = frozenset({"beams", "constrained", "scoring", "eval_batch_size"}
 # keys VIP5 hands on to the P5 model it is built on (the rest of that P5 config is P5's own defaults)
 BACKBONE_KEYS = ("backbone_size", "vocab_size", "max_history", "max_input_len", "max_target_len", "batch_size",
                  "dropout", "seq_samples_per_user", "direct_samples_per_user", "train_candidates", "val_queries",
-                 "patience", "amp")
+                 "amp")
 MODELS_DIR = Path(__file__).resolve().parent
 
 
@@ -119,13 +119,17 @@ def fit_shared(model, log) -> None:
                        "optimizer_steps": log.steps, "fit_time_s": state.get("fit_time_s")}
 
 
-def backbone_config(vip5_cfg):
-    """The P5 config VIP5 builds on: VIP5's data, shape and budget settings, P5's own optimiser."""
-    from models.vip5 import P5Config
+def backbone_config(vip5_cfg, dataset: str):
+    """The P5 config VIP5 builds on: what a P5 job on this dataset gets (P5's own settings for the
+    dataset, its optimiser and schedule), with VIP5's data, shape and sample settings and
+    `backbone_epochs` — so that with matching settings it *is* the P5 job's training."""
+    from bench.config import build_config
+    from models.vip5 import P5, P5Config
 
+    own = dict(P5.DATASET_DEFAULTS.get(dataset, {}))
     shared = {k: getattr(vip5_cfg, k) for k in BACKBONE_KEYS}
     # always multitask, as in the paper: one backbone per dataset, whatever VIP5 itself trains on
-    return P5Config(**shared, epochs=vip5_cfg.backbone_epochs, train_tasks="all")
+    return build_config(P5Config, own | shared | {"epochs": vip5_cfg.backbone_epochs, "train_tasks": "all"})
 
 
 def load_p5_backbone(vip5) -> dict:
@@ -134,7 +138,7 @@ def load_p5_backbone(vip5) -> dict:
     from bench.train import FitLog
     from models.vip5 import P5
 
-    p5_cfg = backbone_config(vip5.cfg)
+    p5_cfg = backbone_config(vip5.cfg, vip5.data.name)
     names = {f.name for f in fields(p5_cfg)}
     assert names >= set(BACKBONE_KEYS)
     p5 = P5(p5_cfg, vip5.data, task=vip5.task, device=vip5.device, seed=vip5.seed)

@@ -222,3 +222,15 @@ def test_records_state_the_real_vocabulary_and_the_decoding(tiny):
     extras = m.record_extras("direct")
     assert extras["tokenizer"]["pieces"] == m.tok.vocab_size <= extras["tokenizer"]["requested"]
     assert extras["decoding"] == "exact candidate log-likelihood"
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "beauty"])
+def test_vip5s_backbone_config_is_the_p5_jobs_config(dataset):
+    """With each model's own settings for a dataset, VIP5's backbone training and the P5 job's
+    training are one and the same (one cache key): the P5 row is VIP5's backbone."""
+    from bench.runner import dataset_defaults
+    from models.shared import backbone_config, training_config
+
+    vip5 = build_config(VIP5Config, dataset_defaults("vip5", dataset), strict=False)
+    p5 = build_config(P5Config, dataset_defaults("p5", dataset), strict=False)
+    assert training_config(backbone_config(vip5, dataset)) == training_config(p5)
