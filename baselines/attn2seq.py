@@ -126,6 +126,7 @@ class Attn2Seq(TorchNetState):
                 opt.step()
                 total += loss.item() * len(idx)
                 count += len(idx)
+            log.add_steps(-(-len(order) // cfg.batch_size))
             log.loss(total / max(count, 1))
 
     @torch.no_grad()

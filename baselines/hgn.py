@@ -160,6 +160,7 @@ class HGN(TorchNetState):
                 loss.backward()
                 opt.step()
                 total += loss.item()
+            log.add_steps(len(batches))
             log.loss(total / max(targets.size, 1))  # mean BPR loss per (target, negative) pair
 
     def _window(self, histories) -> torch.Tensor:

@@ -169,6 +169,7 @@ class PETER(TorchNetState):
                 opt.step()
                 total += loss.item() * len(idx)
                 count += len(idx)
+            log.add_steps(-(-len(order) // cfg.batch_size))
             log.loss(total / max(count, 1))
 
     def _batches(self, queries, batch_size: int = 256):

@@ -292,6 +292,7 @@ class S3Rec(TorchNetState):
                 opt.step()
                 total += loss.item() * len(tv)
                 count += len(tv)
+            log.add_steps(len(batches))
             log.loss(total / max(count, 1))
 
     @torch.no_grad()

@@ -134,6 +134,7 @@ class SASRec(TorchNetState):
                 opt.step()
                 total += loss.item() * len(tv)
                 count += len(tv)
+            log.add_steps(len(batches))
             log.loss(total / max(count, 1))
 
     @torch.no_grad()

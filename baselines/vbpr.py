@@ -121,6 +121,7 @@ class VBPR(TorchNetState):
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(idx)
+            log.add_steps(-(-len(order) // cfg.batch_size))
             log.loss(total / len(order))
 
     @torch.no_grad()

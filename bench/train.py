@@ -89,6 +89,9 @@ class FitLog:
         self.steps: int | None = None  # optimizer steps, for models that report them (add_steps)
         self.max_epochs: int | None = None
         self.stopped_early = False
+        # run the whole schedule and keep the last epoch (a fixed-budget training such as the
+        # paper's multitask P5/VIP5) instead of stopping early and restoring the best one
+        self.keep_last = False
         self._loss: float | None = None
 
     def add_steps(self, n: int) -> None:
@@ -98,22 +101,21 @@ class FitLog:
     def still_improving(self) -> bool:
         """Ran to its epoch cap with its best validation score at the last epoch: more training
         would probably have helped (the tables flag such rows)."""
-        last = len(self.history)
-        validated = any("val" in row for row in self.history)
-        return bool(validated and not self.stopped_early and self.max_epochs and last >= self.max_epochs
-                    and self.best_epoch == last and last > 1)
+        scores = [row["val"][self.monitor] for row in self.history if self.monitor in row.get("val", {})]
+        capped = not self.stopped_early and bool(self.max_epochs) and len(self.history) >= self.max_epochs
+        return capped and len(scores) > 1 and len(scores) == len(self.history) and scores[-1] >= max(scores)
 
     def state(self) -> dict:
         """What a finished training leaves behind for a job that reuses it (models/shared.py)."""
         return {"history": self.history, "best_epoch": self.best_epoch, "best_score": self.best_score,
                 "steps": self.steps, "max_epochs": self.max_epochs, "stopped_early": self.stopped_early,
-                "monitor": self.monitor}
+                "monitor": self.monitor, "keep_last": self.keep_last}
 
     def adopt(self, state: dict) -> None:
         """Take over a finished training's log (its epochs, times and validation curve)."""
         self.history, self.best_epoch, self.best_score = state["history"], state["best_epoch"], state["best_score"]
         self.steps, self.max_epochs, self.stopped_early = state["steps"], state["max_epochs"], state["stopped_early"]
-        self.monitor = state.get("monitor", self.monitor)
+        self.monitor, self.keep_last = state.get("monitor", self.monitor), state.get("keep_last", False)
         self.epoch_times = [row["train_s"] for row in self.history]
 
     def loss(self, value: float) -> None:
@@ -187,12 +189,14 @@ class FitLog:
                     f"epoch {epoch}/{max_epochs}{loss_s}{val_s} {self.epoch_times[-1]:.1f}s/epoch "
                     f"elapsed {_fmt_secs(elapsed)} ETA <= {_fmt_secs(eta)}"
                 )
-                if distributed.broadcast(bad >= patience and epoch >= min_epochs):
+                if distributed.broadcast(bad >= patience and epoch >= min_epochs and not self.keep_last):
                     self.stopped_early = True
                     self.say(f"early stop: no improvement for {patience} epochs")
                     break
             last = len(self.history)
-            if validating and self.best_epoch is not None and self.best_epoch != last:
+            if self.keep_last:
+                self.best_epoch = last  # the kept model; validation only draws the learning curve
+            elif validating and self.best_epoch is not None and self.best_epoch != last:
                 model.load(best)
                 self.say(f"restored best epoch {self.best_epoch}")
 

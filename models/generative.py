@@ -237,8 +237,9 @@ class GenerativeRecommender:
         params = [p for p in self.net.parameters() if p.requires_grad]
         emb = self.net.t5.get_input_embeddings().weight  # tied with the output layer
         groups = [{"params": [p for p in params if p is not emb], "lr": cfg.lr}]
-        if emb.requires_grad:  # item ids are learned from scratch: a faster embedding (config comment)
-            groups.append({"params": [emb], "lr": cfg.lr * cfg.embedding_lr_scale})
+        if emb.requires_grad:  # a randomly initialised embedding learns faster (config comment)
+            scale = 1.0 if cfg.backbone else cfg.embedding_lr_scale  # a pretrained one keeps the paper's lr
+            groups.append({"params": [emb], "lr": cfg.lr * scale})
         opt = torch.optim.AdamW(groups, lr=cfg.lr, eps=1e-6, weight_decay=cfg.weight_decay)
         samples = self._samples(self.rng, self.render, self.train_tasks)
         steps = distributed.shard_len(math.ceil(len(samples) / cfg.batch_size)) * cfg.epochs  # this process's
@@ -303,9 +304,9 @@ class GenerativeRecommender:
             return self.net.t5.generate(inputs_embeds=emb, attention_mask=mask, **kw)
 
     def rank(self, queries, k: int, variant: str | None = None) -> list[list[int]]:
-        """Top items per query: the `k` best valid items first; with beam search, beams that
-        decoded to no valid item follow as -1 (the evaluator ranks only valid items and counts
-        these in `invalid_rate`)."""
+        """Top items per query: the `k` best valid items; with beam search, beams that decoded to
+        no valid item follow as -1 (the evaluator ranks only the valid ones and counts these in
+        `invalid_rate`), so an invalid beam never takes a place in the top k."""
         pid = variant or eval_templates(self.task)[0]
         if self.cfg.scoring == "exact" and queries and queries[0].candidates is not None:
             return self._rank_exact(pid, queries, k)
@@ -355,7 +356,7 @@ class GenerativeRecommender:
                         invalid += 1  # not an item id
                     elif item not in valid:
                         valid.append(item)
-                out.append(valid + [-1] * invalid)
+                out.append(valid[:k] + [-1] * invalid)
         return out
 
     def explain(self, queries, variant: str | None = None) -> list[str]:

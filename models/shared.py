@@ -101,7 +101,9 @@ def fit_shared(model, log) -> None:
             log.adopt(state["log"])
             log.say(f"reusing the multitask training {tid} (trained by the {state['trained_by']} job)")
         else:
-            log.validate, log.monitor = _validate_all(model), "mean"
+            # as the paper: the whole schedule (linear decay to zero), the last epoch kept; every
+            # task is validated each epoch for the learning curve and the still-improving flag
+            log.validate, log.monitor, log.keep_last = _validate_all(model), "mean", True
             log.checkpoint_dir = path / "checkpoint"  # whichever task's job runs it next resumes it
             t0 = time.perf_counter()
             model.train(log)

@@ -29,6 +29,9 @@ def _outputs(model, data, task, variant):
     return model.rank(data.rank_queries(task, "test"), 10, **kw)
 
 
+NO_OPTIMIZER_STEPS = {"pop", "explain_ref", "bpr_mf"}
+
+
 @pytest.mark.parametrize("name,task", CASES, ids=[f"{n}-{t}" for n, t in CASES])
 def test_model_contract(name, task, tiny, tmp_path):
     spec = all_models()[name]
@@ -37,6 +40,9 @@ def test_model_contract(name, task, tiny, tmp_path):
     log = FitLog(lambda: evaluate(model, tiny, task, "val", variants[0]).metrics, MONITOR[task], name, verbose=False)
     model.fit(log)
     assert len(log.epoch_times) >= 1 and log.best_epoch is not None
+    # records carry optimizer steps; only closed-form fits and implicit's own SGD loop have none
+    assert (log.steps is None) == (name in NO_OPTIMIZER_STEPS), log.steps
+    assert log.steps is None or log.steps >= len(log.epoch_times)
     trainable, total = model.num_params()
     assert 0 <= trainable <= total
 
