@@ -234,3 +234,15 @@ def test_vip5s_backbone_config_is_the_p5_jobs_config(dataset):
     vip5 = build_config(VIP5Config, dataset_defaults("vip5", dataset), strict=False)
     p5 = build_config(P5Config, dataset_defaults("p5", dataset), strict=False)
     assert training_config(backbone_config(vip5, dataset)) == training_config(p5)
+
+
+def test_the_unseen_prompts_are_never_trained_on(tiny):
+    from models.prompts import TEMPLATES, UNSEEN
+
+    m = _model(P5, P5Config, tiny, train_tasks="all", seq_samples_per_user=4, direct_samples_per_user=4)
+    heads = {pid: TEMPLATES[pid][1].split("{")[0] for pid in UNSEEN.values()}  # each unseen template's fixed opening
+    assert all(len(h) > 10 for h in heads.values())
+    texts = [p.text for p in m._samples(np.random.default_rng(0), m.render, list(tiny.tasks))]
+    assert len(texts) > 500
+    for pid, head in heads.items():
+        assert not any(t.startswith(head) for t in texts), pid
