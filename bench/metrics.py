@@ -9,6 +9,8 @@ BLEU numbers are not comparable with ours (stated under every table).
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,7 +74,11 @@ def bleu4(predictions: Sequence[str], references: Sequence[str]) -> float:
 
     hyps = [tokenize(p) for p in predictions]
     refs = [[tokenize(r)] for r in references]
-    return 100.0 * float(corpus_bleu(refs, hyps, weights=(0.25, 0.25, 0.25, 0.25)))
+    with warnings.catch_warnings():
+        # no 4-gram overlap at all (an untrained model's first validations): BLEU-4 is 0, as
+        # unsmoothed BLEU defines it; nltk's six-line warning about it would flood the logs
+        warnings.filterwarnings("ignore", message=r"\s*The hypothesis contains 0 counts", category=UserWarning)
+        return 100.0 * float(corpus_bleu(refs, hyps, weights=(0.25, 0.25, 0.25, 0.25)))
 
 
 def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:

@@ -48,7 +48,8 @@ def comparison_table(records: list[dict], task: str, failures: list[tuple[str, s
                 _mean_std([r["peak_memory_mb"] for r in rs], 0),
                 # features from an untrained image tower (`bench features --random-init`) are marked
                 "ok" + (" (random-init features)" if any((r.get("visual_features") or {}).get("weights") == "random init"
-                                                          for r in rs) else ""),
+                                                          for r in rs) else "")
+                + (" ↑ still improving at cap" if any(r.get("still_improving") for r in rs) else ""),
             ]
         )
     for model, err in failures:
