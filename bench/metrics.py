@@ -10,7 +10,6 @@ BLEU numbers are not comparable with ours (stated under every table).
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Sequence
 
 import numpy as np
