@@ -32,7 +32,7 @@ from torch import nn
 from bench.data import BenchData
 from bench.model import TorchNetState, rank_by_scores
 from bench.registry import register_model
-from bench.sampling import sample_negatives, training_pairs  # noqa: F401 (re-exported for tests)
+from bench.sampling import sample_negatives, training_pairs
 from bench.train import progress
 
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.bpr_mlp import BPRMLP, BPRMLPConfig, NeuMF, sample_negatives, training_pairs
+from baselines.bpr_mlp import BPRMLP, BPRMLPConfig, NeuMF
 from bench.config import build_config
+from bench.sampling import sample_negatives, training_pairs
 from bench.train import FitLog
 
 

@@ -68,6 +68,9 @@ def test_run_writes_records_and_contains_a_crash(tiny_root, tmp_path):
         rec = json.loads(p.read_text())
         assert REQUIRED_FIELDS <= rec.keys()
         assert rec["memory_kind"] == "cpu_peak_rss" and rec["peak_memory_mb"] > 0
+        # the model's own share: the process's peak minus what it held before the model was built
+        assert 0 <= rec["peak_memory_model_mb"] < rec["peak_memory_mb"]
+        assert "optimizer_steps" in rec and isinstance(rec["still_improving"], bool)
         assert set(rec["metrics"]) >= {"hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10"}
         assert rec["indexing"] == "random" and rec["device"] == "cpu"
     assert "| pop" in proc.stdout and "| bpr_mf" in proc.stdout
