@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from bench import distributed
-from bench.io import atomic_write_json, file_lock
+from bench.io import atomic_torch_save, atomic_write_json, file_lock
 
 # config keys that change only how a trained model decodes, never its weights
 DECODING_KEYS = frozenset({"beams", "constrained", "scoring", "eval_batch_size"})
@@ -110,11 +110,8 @@ def fit_shared(model, log) -> None:
             if distributed.is_main():
                 state = {"id": tid, "trained_by": model.task, "fit_time_s": time.perf_counter() - t0,
                          "log": log.state()}
-                path.mkdir(parents=True, exist_ok=True)
-                tmp = path / "net.pt.tmp"
-                torch.save(model.net.state_dict(), tmp)
-                tmp.replace(path / "net.pt")
-                atomic_write_json(path / "training.json", state)
+                atomic_torch_save(path / "net.pt", model.net.state_dict())
+                atomic_write_json(path / "training.json", state)  # last: its presence means complete
                 shutil.rmtree(path / "checkpoint", ignore_errors=True)  # complete: the cached net replaces it
             distributed.barrier()
     model.training |= {"id": tid, "reused": done, "trained_by": state["trained_by"] if done else model.task,
