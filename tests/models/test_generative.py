@@ -95,7 +95,11 @@ def test_exact_scoring_is_the_teacher_forced_log_likelihood(tiny, cls, cfg_cls):
     ids, words, mask, feats = m._encode_inputs(prompt)
     with torch.no_grad():
         enc = m.net.t5.get_encoder()(inputs_embeds=m.net.embed(ids, words, feats), attention_mask=mask).last_hidden_state
-        fast = candidate_log_likelihoods(m.net.t5, enc, mask, [[m.item_tokens[c] for c in cands]], m.tok.pad_id)[0]
+        toks = [m.item_tokens[c] for c in cands]
+        fast = candidate_log_likelihoods(m.net.t5, enc, mask, [toks], m.tok.pad_id)[0]
+        # 5 per decoder row: 3 rows, the last one part padding; two prompts of different sizes
+        rows = candidate_log_likelihoods(m.net.t5, enc.expand(2, -1, -1), mask.expand(2, -1), [toks, toks[:7]],
+                                         m.tok.pad_id, group=5)
         slow = []
         for c in cands:  # one full forward per candidate: minus the summed token cross-entropy
             labels = torch.tensor([m.item_tokens[c]])
@@ -103,6 +107,7 @@ def test_exact_scoring_is_the_teacher_forced_log_likelihood(tiny, cls, cfg_cls):
                               use_cache=False).logits
             slow.append(-torch.nn.functional.cross_entropy(logits[0], labels[0], reduction="sum").item())
     assert torch.allclose(fast, torch.tensor(slow), atol=1e-4)
+    assert torch.allclose(rows[0], fast, atol=1e-5) and torch.allclose(rows[1], fast[:7], atol=1e-5)
     ranked = m.rank([q], 10, variant="B-5")[0]
     assert len(ranked) == 10 and set(ranked) <= set(q.candidates.tolist())
 
