@@ -7,6 +7,7 @@ sees one consistent numbering; splits are derived here, in one place, for every 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,14 +25,16 @@ from bench.data.store import (
     read_int_rows,
     read_jsonl,
     read_manifest,
+    task_support,
     tasks_of,
     verify_checksums,
 )
-from bench.errors import MissingDataError, UnknownNameError
+from bench.errors import BenchError, MissingDataError, UnknownNameError
 
 TASKS = ("sequential", "direct", "explanation")
 SPLITS = ("val", "test")
 SYNTHETIC = "synthetic"
+EMBEDDED = (SYNTHETIC,)  # generated on first use under their own name (`bench data generate --preset` for others)
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def data_root(root: str | Path | None = None) -> Path:
 
 def known_datasets(root: str | Path | None = None) -> list[str]:
     root = data_root(root)
-    names = {SYNTHETIC}
+    names = set(EMBEDDED)
     if root.is_dir():
         names |= {p.name for p in root.iterdir() if (p / "manifest.json").is_file() and not p.name.startswith(".")}
     return sorted(names)
@@ -78,17 +81,71 @@ def check_dataset_name(name: str, root: str | Path | None = None) -> None:
 
 
 def load_dataset(name: str, root: str | Path | None = None, indexing: str = "random", verify: bool = True) -> BenchData:
-    """Load (generating `synthetic` on first use) and validate a dataset."""
+    """Load (generating `synthetic` on first use, or again when an older generator made it) and
+    validate a dataset; an imported dataset of an older format is refused with the re-import command."""
     root = data_root(root)
     if indexing not in INDEXINGS:
         raise UnknownNameError("indexing", indexing, INDEXINGS)
     ds_dir = root / name
-    if name == SYNTHETIC and not (ds_dir / "manifest.json").exists():
+    if name in EMBEDDED and not (ds_dir / "manifest.json").exists():
         from bench.data.synthetic import generate
 
-        generate(root, name=SYNTHETIC)
+        generate(root, name=name)
     check_dataset_name(name, root)
+    ensure_current(name, root)
     return BenchData.load(ds_dir, indexing=indexing, verify=verify)
+
+
+def current_format(manifest: dict) -> tuple[str, int]:
+    """(writer, version) that this code would stamp on a dataset made like `manifest`'s."""
+    from bench.data.importers import IMPORTER_VERSION
+    from bench.data.synthetic import GENERATOR_VERSION
+
+    prov = manifest.get("provenance") or {}
+    if prov.get("generator") == "bench.data.synthetic":
+        return "bench.data.synthetic", GENERATOR_VERSION
+    return f"bench.data.importers:{prov.get('importer', 'unknown')}", IMPORTER_VERSION
+
+
+def format_version(manifest: dict) -> int:
+    """The generator/importer format version a manifest records; 1 for manifests from before versions."""
+    return int((manifest.get("format") or {}).get("version", 1))
+
+
+def ensure_current(name: str, root: str | Path | None = None) -> None:
+    """Regenerate a synthetic dataset written by an older generator (same preset, sizes and seed);
+    refuse an imported one of another format version with the one-line command that re-imports it."""
+    root = data_root(root)
+    ds_dir = root / name
+    manifest = read_manifest(ds_dir)
+    writer, current = current_format(manifest)
+    have = format_version(manifest)
+    if have == current:
+        return
+    prov = manifest.get("provenance") or {}
+    if writer == "bench.data.synthetic" and have < current:
+        from bench.data.synthetic import generate
+
+        kw = {k: prov[k] for k in ("n_users", "n_items", "image_size", "preset") if k in prov}
+        print(f"dataset {name!r} was made by generator version {have} (current {current}): regenerating it",
+              file=sys.stderr, flush=True)
+        generate(root, name=name, seed=manifest["seed"], **kw)
+        return
+    source = prov.get("source", "SOURCE")
+    raise BenchError(
+        f"dataset {name!r} ({ds_dir}) was written by {writer} format version {have}; this code reads version "
+        f"{current}. Re-import it: python -m bench data import {source} --name {name} --seed {manifest['seed']} "
+        f"--data-root {root} --force"
+    )
+
+
+def dataset_task_support(name: str, root: str | Path | None = None) -> dict[str, str | None]:
+    """Task -> None (supported) or the reason it is not, from the manifest alone (nothing is loaded);
+    an embedded dataset not generated yet supports every task."""
+    ds_dir = data_root(root) / name
+    if name in EMBEDDED and not (ds_dir / "manifest.json").exists():
+        return {t: None for t in TASKS}
+    return task_support(read_manifest(ds_dir))
 
 
 @dataclass
@@ -123,7 +180,7 @@ class BenchData:
         if len(seqs) != n_users:
             raise DataFormatError(ds_dir / "sequences.txt", f"{len(seqs)} lines for {n_users} users")
         cands = {}
-        for split in SPLITS:
+        for split in SPLITS if "direct" in tasks_of(manifest) else ():
             path = ds_dir / f"candidates_{split}.txt"
             rows = read_int_rows(path, n_ids=n_items, width=N_CANDIDATES)
             if len(rows) != n_users:
@@ -168,6 +225,11 @@ class BenchData:
     def tasks(self) -> list[str]:
         return tasks_of(self.manifest)
 
+    @property
+    def task_support(self) -> dict[str, str | None]:
+        """Task -> None when supported, else one line why not (e.g. a catalogue under 100 items has no direct task)."""
+        return task_support(self.manifest)
+
     def require(self, what: str, model: str) -> None:
         """Fail before training when the dataset lacks what a model needs."""
         have = {
@@ -188,6 +250,8 @@ class BenchData:
     def rank_queries(self, task: str, split: str) -> list[RankQuery]:
         """val: history seq[:-2] -> target seq[-2]; test: history seq[:-1] -> target seq[-1]."""
         cut = -2 if split == "val" else -1
+        if task in TASKS and self.task_support[task]:
+            raise MissingDataError(f"dataset {self.name!r} has no {task} task: {self.task_support[task]}")
         cands = self.candidates[split] if task == "direct" else None
         return [
             RankQuery(u, s[:cut], None if cands is None else cands[u]) for u, s in enumerate(self.sequences)

@@ -22,7 +22,7 @@ import pickle
 import re
 from pathlib import Path
 
-from bench.data.store import MIN_SEQUENCE, Item, Review, User, write_dataset
+from bench.data.store import MIN_SEQUENCE, Item, Review, User, check_name, write_dataset
 from bench.errors import BenchError, DataFormatError
 
 __all__ = ["import_path", "import_p5_release", "import_sequence_file", "restricted_load", "RestrictedUnpickler"]
@@ -42,6 +42,9 @@ UNUSED = {
     REVIEW_SPLITS: "unused: exp_splits.pkl holds the same reviews plus the feature/explanation the task needs",
 }
 SPLIT_KEYS = ("train", "val", "test")
+# Version of what the importers write from the same input: bump it whenever a change alters the
+# imported files, so that datasets imported by an older version are refused with the re-import command.
+IMPORTER_VERSION = 1
 
 
 # ----------------------------------------------------------------------------------------- entry
@@ -68,9 +71,8 @@ def import_path(path: Path, root: Path, name: str, *, seed: int = 2022) -> Path:
     )
 
 
-def _check_name(name: str) -> None:
-    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name:
-        raise BenchError(f"invalid dataset name {name!r}: use a plain directory name (letters, digits, -, _)")
+def _check_name(name: str, root: Path | None = None) -> None:
+    check_name(name, root)
 
 
 # ----------------------------------------------------------------------------------------- pickles
@@ -152,7 +154,7 @@ def _text_lines(path: Path):
             try:
                 yield lineno, raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise DataFormatError(path, "not UTF-8 text", lineno) from None
+                raise DataFormatError(path, "not UTF-8 text (save the file as UTF-8)", lineno) from None
 
 
 def _read_json(path: Path):
@@ -168,7 +170,9 @@ def _read_json(path: Path):
 
 def _p5_id(token: str, path: Path, lineno: int, what: str) -> int:
     if not (token.isascii() and token.isdigit()):  # P5 ids are non-negative decimal integers
-        raise DataFormatError(path, f"{what} id {token!r} is not a non-negative integer", lineno)
+        raise DataFormatError(path, f"{what} id {token!r} is not a non-negative integer (P5 ids are decimal "
+                              "numbers; a file of raw ids such as ASINs imports as a plain sequence file: "
+                              "python -m bench data import FILE --name NAME)", lineno)
     return int(token)
 
 
@@ -338,11 +342,14 @@ def import_p5_release(path: Path, root: Path, name: str, *, seed: int = 2022) ->
             continue
         uid = _p5_id(parts[0], seq_path, lineno, "user")
         if uid in line_of:
-            raise DataFormatError(seq_path, f"user {uid} appears twice (lines {line_of[uid]} and {lineno})", lineno)
+            raise DataFormatError(seq_path, f"user {uid} appears twice (lines {line_of[uid]} and {lineno}); "
+                                  "merge them into one line, items in time order", lineno)
         if len(parts) < 2:
-            raise DataFormatError(seq_path, f"user {uid} has no items", lineno)
+            raise DataFormatError(seq_path, f"user {uid} has no items (expected 'user item item ...'; "
+                                  "remove the line or add the user's items)", lineno)
         if id2user is not None and uid not in id2user:
-            raise DataFormatError(seq_path, f"user {uid} is not in {DATAMAPS} (id2user)", lineno)
+            raise DataFormatError(seq_path, f"user {uid} is not in {DATAMAPS} (id2user); use the datamaps.json "
+                                  "of the same release, or remove it to import without raw ids", lineno)
         toks = parts[1:]
         if line.isascii() and all(map(str.isdigit, toks)):  # fast path; ASCII isdigit = 0-9
             items = list(map(int, toks))
@@ -350,12 +357,13 @@ def import_p5_release(path: Path, root: Path, name: str, *, seed: int = 2022) ->
             items = [_p5_id(t, seq_path, lineno, "item") for t in toks]
         if id2item is not None and not id2item.keys() >= set(items):
             bad = next(i for i in items if i not in id2item)
-            raise DataFormatError(seq_path, f"item {bad} is not in {DATAMAPS} (id2item)", lineno)
+            raise DataFormatError(seq_path, f"item {bad} is not in {DATAMAPS} (id2item); use the datamaps.json "
+                                  "of the same release, or remove it to import without raw ids", lineno)
         line_of[uid] = lineno
         seqs[uid] = items
         seq_items.update(items)
     if not seqs:
-        raise DataFormatError(seq_path, "no user lines")
+        raise DataFormatError(seq_path, "no user lines (expected 'user item item ...', one user a line)")
 
     # -- the item catalogue: every item of sequential_data.txt and datamaps, in P5 id order
     p5_items = sorted(seq_items | set(id2item or ()))
@@ -366,7 +374,8 @@ def import_p5_release(path: Path, root: Path, name: str, *, seed: int = 2022) ->
     kept_uids = sorted(u for u, s in seqs.items() if len(s) >= MIN_SEQUENCE)
     short = [u for u in seqs if len(seqs[u]) < MIN_SEQUENCE]
     if not kept_uids:
-        raise DataFormatError(seq_path, f"no user has the {MIN_SEQUENCE} items leave-one-out needs")
+        raise DataFormatError(seq_path, f"no user has the {MIN_SEQUENCE} items leave-one-out needs (training, "
+                              "validation and test item); give users with at least 3 items")
     user_index = {u: k for k, u in enumerate(kept_uids)}
     users = [User(raw_id=id2user[u] if id2user is not None else str(u)) for u in kept_uids]
     sequences = [[item_index[i] for i in seqs[u]] for u in kept_uids]
@@ -473,7 +482,7 @@ def import_p5_release(path: Path, root: Path, name: str, *, seed: int = 2022) ->
         prov["other_entries_ignored"] = others  # e.g. a features/ directory: use `bench features`
     return write_dataset(
         root, name, users=users, items=items, sequences=sequences, reviews=reviews or None,
-        provenance=prov, seed=seed,
+        provenance=prov, seed=seed, format_version={"by": "bench.data.importers:p5_release", "version": IMPORTER_VERSION},
     )
 
 
@@ -556,9 +565,11 @@ def import_sequence_file(path: Path, root: Path, name: str, *, seed: int = 2022)
         parts = s.split()
         user = parts[0]
         if user in line_of:
-            raise DataFormatError(path, f"user {user!r} appears twice (lines {line_of[user]} and {lineno})", lineno)
+            raise DataFormatError(path, f"user {user!r} appears twice (lines {line_of[user]} and {lineno}); "
+                              "merge them into one line, items in time order", lineno)
         if len(parts) < 2:
-            raise DataFormatError(path, f"user {user!r} has no items (expected 'user item item ...')", lineno)
+            raise DataFormatError(path, f"user {user!r} has no items (expected 'user item item ...'; remove the "
+                              "line or add the user's items)", lineno)
         line_of[user] = lineno
         seq = []
         for tok in parts[1:]:
@@ -571,7 +582,8 @@ def import_sequence_file(path: Path, root: Path, name: str, *, seed: int = 2022)
         raise DataFormatError(path, "no user lines (expected 'user item item ...', one user a line)")
     kept = [(u, s) for u, s in rows if len(s) >= MIN_SEQUENCE]
     if not kept:
-        raise DataFormatError(path, f"no user has the {MIN_SEQUENCE} items leave-one-out needs")
+        raise DataFormatError(path, f"no user has the {MIN_SEQUENCE} items leave-one-out needs (training, "
+                              "validation and test item); give users with at least 3 items")
     dropped = len(rows) - len(kept)
     prov = {
         "importer": "sequence_file",
@@ -585,6 +597,7 @@ def import_sequence_file(path: Path, root: Path, name: str, *, seed: int = 2022)
     users = [User(raw_id=u) for u, _ in kept]
     items = [Item(raw_id=tok) for tok in item_index]  # dicts keep insertion order = first appearance
     return write_dataset(
-        root, name, users=users, items=items, sequences=[s for _, s in kept], provenance=prov, seed=seed
+        root, name, users=users, items=items, sequences=[s for _, s in kept], provenance=prov, seed=seed,
+        format_version={"by": "bench.data.importers:sequence_file", "version": IMPORTER_VERSION},
     )
 

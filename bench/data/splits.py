@@ -15,20 +15,28 @@ N_NEGATIVES = 99
 INDEXINGS = ("random", "sequential")
 
 
-def sample_candidates(sequences: Sequence[Sequence[int]], n_items: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Direct-task candidate lists: [n_users, 100] for validation (target seq[-2]) and test (seq[-1]).
+def sample_candidates(sequences: Sequence[Sequence[int]], n_items: int,
+                      seed: int) -> tuple[dict[str, np.ndarray] | None, str | None]:
+    """Direct-task candidate lists: {"val": [n_users, 100] (target seq[-2]), "test": (seq[-1])}, and
+    None; or None and one line saying why the catalogue cannot have them.
 
     Each list holds the target and 99 distinct items the user never interacted with, shuffled.
     """
     rng = np.random.default_rng([seed, 100])
     n_users = len(sequences)
+    if n_items < N_NEGATIVES + 1:
+        return None, (f"{n_items} items: the direct task ranks 100 candidates (the target and {N_NEGATIVES} items "
+                      f"the user never interacted with), so it needs more than {N_NEGATIVES} items")
+    seen_counts = [len(set(int(i) for i in seq)) for seq in sequences]
+    short = [u for u, n in enumerate(seen_counts) if n_items - n < N_NEGATIVES]
+    if short:
+        u = short[0]
+        return None, (f"{len(short)} user(s) interacted with so many of the {n_items} items that fewer than "
+                      f"{N_NEGATIVES} never-interacted items are left for a candidate list (e.g. the user on line "
+                      f"{u + 1} of sequences.txt: {seen_counts[u]} items)")
     out = {"val": np.empty((n_users, N_NEGATIVES + 1), np.int64), "test": np.empty((n_users, N_NEGATIVES + 1), np.int64)}
-    if n_items - N_NEGATIVES < 1:
-        raise ValueError(f"{n_items} items: the direct task needs more than {N_NEGATIVES}")
     for u, seq in enumerate(sequences):
         seen = set(int(i) for i in seq)
-        if n_items - len(seen) < N_NEGATIVES:
-            raise ValueError(f"user {u} interacted with {len(seen)} of {n_items} items: fewer than 99 negatives left")
         for split, target in (("val", seq[-2]), ("test", seq[-1])):
             negs: list[int] = []
             chosen: set[int] = set()
@@ -42,7 +50,7 @@ def sample_candidates(sequences: Sequence[Sequence[int]], n_items: int, seed: in
             row = np.array([target, *negs], dtype=np.int64)
             rng.shuffle(row)
             out[split][u] = row
-    return out["val"], out["test"]
+    return out, None
 
 
 def split_reviews(reviews: list, seed: int) -> list:

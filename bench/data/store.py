@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,21 @@ from bench.io import _json_default, atomic_write_json
 SCHEMA_VERSION = 1
 N_CANDIDATES = 100
 MIN_SEQUENCE = 3  # leave-one-out needs >= 1 training item, a validation item and a test item
+# a dataset name is a directory right under the data root: no separators, no leading dot
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
+
+
+def check_name(name: str, root: Path | str | None = None) -> None:
+    """Refuse (exit 2) a dataset name that is not a plain directory name inside the data root."""
+    from bench.errors import UsageError
+
+    ok = isinstance(name, str) and NAME_RE.fullmatch(name) is not None and ".." not in name
+    if ok and root is not None:
+        base = Path(root).resolve()
+        ok = (base / name).resolve().parent == base
+    if not ok:
+        raise UsageError(f"invalid dataset name {name!r} (--name): it must be a plain directory name inside the data root "
+                         "(letters, digits, '.', '_', '+', '-'; not starting with '.'), e.g. --name clothing")
 
 
 @dataclass
@@ -83,15 +99,20 @@ def write_dataset(
     images: dict[int, bytes] | None = None,
     provenance: dict | None = None,
     seed: int = 2022,
+    format_version: dict | None = None,
 ) -> Path:
     """Validate and write a dataset; the directory appears atomically (built aside, then renamed).
 
     `sequences[u]` lists user u's items (0-based ids) in time order. Candidate lists for the
     direct task and the 8:1:1 explanation split (for reviews without one) are sampled here,
-    once, from `seed`, and stored with the data so that every model sees the same ones.
+    once, from `seed`, and stored with the data so that every model sees the same ones. A
+    catalogue too small for them has no candidate files and no direct task; the manifest's
+    ``unsupported_tasks`` says why. `format_version` ({"by": writer, "version": n}) lets
+    loading detect a dataset written by an older generator or importer.
     """
     from bench.data.splits import sample_candidates, split_reviews
 
+    check_name(name, root)
     n_users, n_items = len(users), len(items)
     if len(sequences) != n_users:
         raise ValueError(f"{len(sequences)} sequences for {n_users} users")
@@ -102,7 +123,7 @@ def write_dataset(
         if min(seq) < 0 or max(seq) >= n_items:
             raise ValueError(f"user {users[u].raw_id!r} has an item id outside [0, {n_items})")
     reviews = split_reviews(list(reviews or []), seed) if reviews else []
-    cand_val, cand_test = sample_candidates(sequences, n_items, seed)
+    cands, why_not_direct = sample_candidates(sequences, n_items, seed)
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -114,8 +135,8 @@ def write_dataset(
         with open(tmp / "sequences.txt", "w") as f:
             for u, seq in enumerate(sequences):
                 f.write(f"{u} {' '.join(map(str, seq))}\n")
-        for split, cands in (("val", cand_val), ("test", cand_test)):
-            rows = np.column_stack([np.arange(n_users), cands]).astype(str)
+        for split, rows in (cands or {}).items():
+            rows = np.column_stack([np.arange(n_users), rows]).astype(str)
             (tmp / f"candidates_{split}.txt").write_text("".join(" ".join(r) + "\n" for r in rows))
         if reviews:
             _write_jsonl(tmp / "reviews.jsonl", [asdict(r) for r in reviews])
@@ -123,46 +144,61 @@ def write_dataset(
             (tmp / "images").mkdir()
             for i, png in images.items():
                 (tmp / "images" / f"{items[i].raw_id}.png").write_bytes(png)
-        manifest = {
-            "schema": SCHEMA_VERSION,
-            "name": name,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "seed": seed,
-            "provenance": provenance or {},
-            "counts": {
-                "users": n_users,
-                "items": n_items,
-                "interactions": int(sum(len(s) for s in sequences)),
-                "reviews": len(reviews),
-                "images": len(images or {}),
-            },
-            "features": {},
-            "files": {},
-        }
-        manifest["tasks"] = tasks_of(manifest)
+        manifest = _manifest(name, seed, provenance, format_version, n_users=n_users, n_items=n_items,
+                             interactions=int(sum(len(s) for s in sequences)), reviews=len(reviews),
+                             images=len(images or {}))
+        if why_not_direct:
+            manifest["unsupported_tasks"] = {"direct": why_not_direct}
+            manifest["tasks"] = tasks_of(manifest)
         atomic_write_json(tmp / "manifest.json", manifest)
         for enc, arr in (features or {}).items():
             add_features(tmp, enc, arr, [it.raw_id for it in items], (feature_meta or {}).get(enc, {}))
         _refresh_checksums(tmp)
-        if final.exists():
-            old = final.with_name(f".{name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
+        _swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
 
 
+def _manifest(name: str, seed: int, provenance: dict | None, format_version: dict | None, **counts: int) -> dict:
+    manifest = {
+        "schema": SCHEMA_VERSION,
+        "name": name,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed,
+        "provenance": provenance or {},
+        "counts": {k.removeprefix("n_"): v for k, v in counts.items()},
+        "features": {},
+        "files": {},
+        "format": format_version or {"by": "bench.data.store", "version": 1},
+    }
+    manifest["tasks"] = tasks_of(manifest)
+    return manifest
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Put the complete dataset `tmp` at `final`; an old one there is moved aside until then."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+
+
+def task_support(manifest: dict) -> dict[str, str | None]:
+    """Every task -> None when the dataset supports it, else one line saying why not (for a planner)."""
+    unsupported = dict(manifest.get("unsupported_tasks") or {})
+    if manifest["counts"].get("reviews", 0) == 0:
+        unsupported.setdefault("explanation", "the dataset has no reviews (import a release with exp_splits.pkl)")
+    return {t: unsupported.get(t) for t in ("sequential", "direct", "explanation")}
+
+
 def tasks_of(manifest: dict) -> list[str]:
-    tasks = ["sequential", "direct"]
-    if manifest["counts"].get("reviews", 0) > 0:
-        tasks.append("explanation")
-    return tasks
+    return [t for t, why in task_support(manifest).items() if why is None]
 
 
 def add_features(ds_dir: Path, encoder: str, array: np.ndarray, raw_ids: list[str], meta: dict) -> None:

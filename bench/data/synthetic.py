@@ -301,15 +301,50 @@ def _names(n_users: int, rng: np.random.Generator) -> list[str]:
     return out
 
 
-def generate(root: Path, name: str = "synthetic", *, n_users: int = 600, n_items: int = 600,
-             seed: int = 2022, image_size: int = 32) -> Path:
-    """Generate the synthetic dataset `name` under `root` (replacing it) and return its directory."""
-    if n_items < 100 + SEQ_LEN[1]:
-        raise ValueError(f"n_items={n_items}: the direct task needs at least {100 + SEQ_LEN[1]} items")
+# Presets of `generate` (`bench data generate --preset NAME`): the embedded dense shop, and a
+# catalogue shaped like Amazon Clothing 5-core (tens of thousands of users and items, ~7 items
+# per user, long-tailed popularity) to check that defaults hold on sparse data. `sparse` is
+# drawn by the vectorised sampler (`_fast_world`, `_fast_sequences`): no images, no reviews.
+PRESETS = {
+    "synthetic": {"n_users": 600, "n_items": 600, "image_size": 32},
+    "sparse": {"n_users": 24_000, "n_items": 14_000, "image_size": 0, "pop_sigma": 1.0,
+               "seq_len": (5, 40), "seq_tail": 0.32, "reviews": False, "fast": True},
+}
+# Version of what `generate` writes for a given (preset, size, seed): bump it whenever a change
+# alters the generated files, so that datasets made by an older generator are regenerated.
+GENERATOR_VERSION = 1
+MIN_ITEMS = 100 + SEQ_LEN[1]
+
+
+def check_generate_args(n_users: int, n_items: int, preset: str = "synthetic") -> None:
+    """One-line usage errors (exit 2) for impossible sizes, before anything is drawn."""
+    from bench.errors import UnknownNameError, UsageError
+
+    if preset not in PRESETS:
+        raise UnknownNameError("preset", preset, PRESETS)
     if n_users < 1:
-        raise ValueError("n_users must be positive")
-    w = build_world(n_users, n_items, seed)
-    seqs = _sequences(w, n_users, _rng(seed, 2))
+        raise UsageError(f"--users {n_users}: the number of users must be a positive integer")
+    if n_items < MIN_ITEMS:
+        raise UsageError(f"--items {n_items}: the generator needs at least {MIN_ITEMS} items (100 direct-task "
+                         f"candidates + up to {SEQ_LEN[1]} items per user); use --items {MIN_ITEMS} or more")
+
+
+def generate(root: Path, name: str = "synthetic", *, n_users: int | None = None, n_items: int | None = None,
+             seed: int = 2022, image_size: int | None = None, preset: str = "synthetic") -> Path:
+    """Generate the synthetic dataset `name` under `root` (replacing it) and return its directory.
+    `preset` gives the shape; explicit `n_users`, `n_items`, `image_size` override its sizes."""
+    check_generate_args(n_users or 1, n_items or MIN_ITEMS, preset)
+    p = PRESETS[preset]
+    n_users = p["n_users"] if n_users is None else n_users
+    n_items = p["n_items"] if n_items is None else n_items
+    image_size = p["image_size"] if image_size is None else image_size
+    check_generate_args(n_users, n_items, preset)
+    if p.get("fast"):
+        w = _fast_world(n_users, n_items, seed, p["pop_sigma"])
+        seqs = _fast_sequences(w, p["seq_len"], p["seq_tail"], _rng(seed, 2))
+    else:
+        w = build_world(n_users, n_items, seed)
+        seqs = _sequences(w, n_users, _rng(seed, 2))
 
     items = []
     for i in range(n_items):
@@ -322,10 +357,13 @@ def generate(root: Path, name: str = "synthetic", *, n_users: int = 600, n_items
         ))
     users = [User(raw_id=f"U{u:05d}", name=name) for u, name in enumerate(_names(n_users, _rng(seed, 3)))]
     img_rng = _rng(seed, 4)
-    images = {i: _render(int(w.item_style[i]), image_size, img_rng) for i in range(n_items)}
+    images = {i: _render(int(w.item_style[i]), image_size, img_rng) for i in range(n_items)} if image_size else {}
     features = _features(w, _rng(seed, 5))
-    reviews = _reviews(w, seqs, _rng(seed, 6))
-
+    reviews = _reviews(w, seqs, _rng(seed, 6)) if p.get("reviews", True) else []
+    prov = {"generator": "bench.data.synthetic", "n_users": n_users, "n_items": n_items,
+            "image_size": image_size, "styles": len(STYLES), "genres": len(GENRES)}
+    if preset != "synthetic":
+        prov["preset"] = preset
     return write_dataset(
         root, name,
         users=users, items=items, sequences=seqs, reviews=reviews,
@@ -334,7 +372,95 @@ def generate(root: Path, name: str = "synthetic", *, n_users: int = 600, n_items
                                     "weights": "none (generator's own projection of the visual style)",
                                     "image_size": image_size}},
         images=images,
-        provenance={"generator": "bench.data.synthetic", "n_users": n_users, "n_items": n_items,
-                    "image_size": image_size, "styles": len(STYLES), "genres": len(GENRES)},
+        provenance=prov,
         seed=seed,
+        format_version={"by": "bench.data.synthetic", "version": GENERATOR_VERSION},
     )
+
+
+# ---------------------------------------------------------------------------- vectorised sampler (large presets)
+
+
+def _fast_world(n_users: int, n_items: int, seed: int, pop_sigma: float) -> World:
+    """`build_world` without its per-item loop: successors are drawn group-wise (same style and
+    genre with probability 0.8, else same style), popularity-weighted."""
+    rng = _rng(seed, 1)
+    n_genres, n_styles = len(GENRES), len(STYLES)
+    genre = rng.integers(0, n_genres, n_items)
+    brand = genre * BRANDS_PER_GENRE + rng.integers(0, BRANDS_PER_GENRE, n_items)
+    style = rng.integers(0, n_styles, n_items)
+    log_pop = rng.normal(0.0, pop_sigma, n_items)
+    pop = np.exp(log_pop)
+    successors = np.empty((n_items, len(SUCC_PROBS)), np.int64)
+    same_genre = rng.random((n_items, len(SUCC_PROBS))) < 0.8
+    for keys in (style * n_genres + genre, style):
+        sampler = _GroupSampler(keys, pop)
+        draw = sampler.draw(np.repeat(keys, len(SUCC_PROBS)), rng).reshape(n_items, -1)
+        mask = same_genre if keys is not style else ~same_genre
+        successors[mask] = draw[mask]
+    return World(
+        item_genre=genre, item_brand=brand, item_style=style,
+        item_noun=rng.integers(0, len(GENRES[GENRE_NAMES[0]][0]), n_items),
+        item_adj=rng.integers(0, len(ADJECTIVES), n_items),
+        log_pop=log_pop, successors=successors,
+        brand_quality=rng.normal(0.0, 0.4, len(BRANDS)),
+        user_taste=rng.dirichlet(np.full(n_genres, TASTE_ALPHA), n_users),
+        user_style=rng.integers(0, n_styles, n_users),
+        user_bias=rng.normal(0.0, 0.4, n_users),
+        user_voice=np.column_stack([rng.integers(0, len(TEMPLATES), n_users),
+                                    rng.integers(0, len(INTENSIFIERS), n_users)]),
+        user_aspects=rng.dirichlet(np.full(4 + len(GENERIC_FEATURES), 0.5), n_users),
+    )
+
+
+class _GroupSampler:
+    """Draws items within a group (items sharing a key) with probability proportional to weight."""
+
+    def __init__(self, keys: np.ndarray, weights: np.ndarray):
+        self.order = np.argsort(keys, kind="stable")  # items grouped by key
+        self.cum = np.cumsum(weights[self.order])  # [n_items]
+        n_keys = int(keys.max()) + 1
+        ends = np.searchsorted(keys[self.order], np.arange(n_keys), side="right")
+        self.hi = np.where(ends > 0, self.cum[np.maximum(ends - 1, 0)], 0.0)  # [n_keys] cumulative weight at group end
+        self.lo = np.concatenate([[0.0], self.hi[:-1]])
+        self.mass = self.hi - self.lo  # [n_keys] total weight per group
+
+    def draw(self, keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        r = self.lo[keys] + rng.random(len(keys)) * self.mass[keys]
+        pos = np.minimum(np.searchsorted(self.cum, r, side="right"), len(self.cum) - 1)
+        return self.order[pos]
+
+
+def _fast_sequences(w: World, seq_len: tuple[int, int], tail: float, rng: np.random.Generator) -> list[list[int]]:
+    """The story of `_sequences`, drawn for all users at once, one position at a time: a taste draw
+    picks a (genre, style) group (its popularity mass x genre taste x style bonus), then an item
+    in it by popularity; an item already in the user's sequence is drawn again."""
+    n_users, n_genres, n_styles = len(w.user_style), len(GENRES), len(STYLES)
+    lo, hi = seq_len
+    lengths = np.minimum(hi, lo + rng.geometric(tail, n_users) - 1)
+    keys = w.item_style * n_genres + w.item_genre  # group of each item: style-major
+    sampler = _GroupSampler(keys, np.exp(w.log_pop))
+    mass = np.zeros(n_styles * n_genres)
+    mass[: len(sampler.mass)] = sampler.mass
+    taste = (w.user_taste + 1e-3) ** TASTE_WEIGHT  # [U, G]
+    bonus = np.exp(STYLE_BONUS * (np.arange(n_styles)[None] == w.user_style[:, None]))  # [U, S]
+    group_w = (bonus[:, :, None] * taste[:, None, :]).reshape(n_users, -1) * mass  # [U, S*G]
+    group_cum = np.cumsum(group_w, 1)  # [U, S*G]
+    seqs = np.full((n_users, hi), -1, np.int64)
+    for t in range(hi):
+        act = np.flatnonzero(lengths > t)
+        nxt = np.full(len(act), -1)
+        if t:
+            follow = rng.random(len(act)) < FOLLOW
+            pick = np.searchsorted(np.cumsum(SUCC_PROBS), rng.random(len(act)) * sum(SUCC_PROBS), side="right")
+            cand = w.successors[seqs[act, t - 1], np.minimum(pick, len(SUCC_PROBS) - 1)]
+            nxt = np.where(follow & ~(seqs[act, :t] == cand[:, None]).any(1), cand, -1)
+        todo = np.flatnonzero(nxt < 0)
+        while len(todo):
+            u = act[todo]
+            r = rng.random(len(u)) * group_cum[u, -1]
+            g = np.minimum((group_cum[u] < r[:, None]).sum(1), group_cum.shape[1] - 1)
+            nxt[todo] = sampler.draw(g, rng)
+            todo = todo[(seqs[u, :t] == nxt[todo][:, None]).any(1)]  # repeats: draw again
+        seqs[act, t] = nxt
+    return [row[:n].tolist() for row, n in zip(seqs, lengths, strict=True)]

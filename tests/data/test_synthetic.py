@@ -138,5 +138,43 @@ def test_loads_with_both_indexings(small):
 
 
 def test_too_few_items_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="direct task"):
+    from bench.errors import UsageError
+
+    with pytest.raises(UsageError, match="--items 100: .* use --items 120 or more"):
         generate(tmp_path, n_users=5, n_items=100)
+    with pytest.raises(UsageError, match="--users 0"):
+        generate(tmp_path, n_users=0, n_items=200)
+    assert not any(tmp_path.iterdir())
+
+
+def _sparse_stats(d):
+    lens = np.array([len(s) for s in d.sequences])
+    pop = np.bincount(np.concatenate(d.sequences), minlength=d.n_items)
+    return lens, np.sort(pop)[::-1]
+
+
+def test_sparse_preset_is_shaped_like_clothing_at_a_small_scale(tmp_path):
+    from bench.data.synthetic import PRESETS
+
+    ds = generate(tmp_path, "sp", preset="sparse", n_users=3000, n_items=1750)
+    d = load_dataset("sp", tmp_path)
+    lens, pop = _sparse_stats(d)
+    assert 6.5 < lens.mean() < 7.8 and lens.min() == 5  # ~7 items per user, as Clothing 5-core
+    assert pop[: len(pop) // 100].sum() > 4 * 0.01 * pop.sum()  # the top 1% of items: > 4x their share
+    assert d.tasks == ["sequential", "direct"] and d.feature_sets == ["synthetic"] and not (ds / "images").exists()
+    assert d.manifest["provenance"]["preset"] == "sparse"
+    assert all(len(set(s.tolist())) == len(s) for s in d.sequences)  # no item twice in a sequence
+    assert PRESETS["sparse"]["n_users"] >= 20_000 and PRESETS["sparse"]["n_items"] >= 10_000
+    again = generate(tmp_path / "again", "sp", preset="sparse", n_users=3000, n_items=1750)
+    assert (again / "sequences.txt").read_bytes() == (ds / "sequences.txt").read_bytes()
+
+
+@pytest.mark.slow
+def test_the_full_sparse_preset_generates_in_well_under_a_minute(tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    generate(tmp_path, "sparse", preset="sparse")
+    assert time.perf_counter() - t0 < 30
+    lens, _ = _sparse_stats(load_dataset("sparse", tmp_path))
+    assert 6.5 < lens.mean() < 7.8
