@@ -7,6 +7,7 @@ Trained with the `implicit` library (CPU; its CUDA kernels when built with CUDA)
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,9 @@ class BPRMFConfig:
     regularization: float = 0.1  # mattered most on Beauty (validation search 0.01-0.3)
     epochs: int = 300  # one implicit iteration each
     patience: int = 20  # validation is noisy in the first epochs (the item-bias phase)
-    threads: int = 0  # 0 = all cores (implicit's hogwild SGD; not bit-reproducible with > 1 thread)
+    # implicit's SGD threads. 1 (the default) is deterministic: the same seed gives the same metrics;
+    # 0 = all cores, faster, but its lock-free (hogwild) updates then differ from run to run
+    threads: int = 1
 
 
 def train_matrix(data: BenchData) -> sp.csr_matrix:
@@ -68,6 +71,24 @@ class BPRMF:
             self.model.random_state = self.seed * 100_003 + epoch
             self.model.fit(matrix, show_progress=False)  # continues from the current factors
             self._pull()
+
+    def record_extras(self, task: str) -> dict:
+        """The threads implicit really trained with (the record's torch_threads is torch's, unused here)."""
+        return {"model_threads": self.threads_used, "deterministic": self.threads_used == 1 or self.model_on_gpu}
+
+    @property
+    def model_on_gpu(self) -> bool:
+        return not isinstance(getattr(self.model, "item_factors", None), (np.ndarray, type(None)))
+
+    @property
+    def threads_used(self) -> int:
+        """`threads`, or for 0 OpenMP's default: OMP_NUM_THREADS when set, else every core this process may use."""
+        if self.cfg.threads > 0:
+            return self.cfg.threads
+        env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+        if env.isdigit() and int(env) > 0:
+            return int(env)
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     def _pull(self) -> None:
         m = self.model.to_cpu() if hasattr(self.model, "to_cpu") and not isinstance(self.model.item_factors, np.ndarray) else self.model

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import tempfile
@@ -54,10 +55,29 @@ def progress(iterable: Iterable, total: int | None = None, desc: str = "", enabl
     )
 
 
+def stop_rule(max_epochs: int, patience: int, min_epochs: int | None = None) -> tuple[int, Callable[[int], int]]:
+    """Early stopping that a first-epoch peak cannot fool: (the first epoch at which a stop is
+    allowed, patience as a function of the best epoch so far).
+
+    A model that learns item popularity first often validates best after epoch 1 and then
+    dips before its factors become informative (BPR on a sparse catalogue), so stopping is
+    allowed only after `min_epochs` (default: `MIN_EPOCHS_FRACTION` of the cap, at least 1),
+    and the run waits at least `RELATIVE_PATIENCE` x its best epoch without improvement (a
+    run whose best epoch is late is slow: a fixed small patience would cut it short).
+    """
+    floor = max(1, math.ceil(MIN_EPOCHS_FRACTION * max_epochs)) if min_epochs is None else max(1, min_epochs)
+    return min(floor, max_epochs), lambda best_epoch: max(patience, math.ceil(RELATIVE_PATIENCE * (best_epoch or 0)))
+
+
+MIN_EPOCHS_FRACTION = 0.1
+RELATIVE_PATIENCE = 0.25
+
+
 class FitLog:
     """Drives the epoch loop of an iterative model: times each training epoch, validates after
-    it, keeps the best checkpoint (by `monitor`, higher is better), stops after `patience`
-    epochs without improvement and restores the best state at the end.
+    it, keeps the best checkpoint (by `monitor`, higher is better), stops when there has been
+    no improvement for `patience` epochs (at least a quarter of the best epoch, and never
+    before a tenth of the cap: see `stop_rule`) and restores the best state at the end.
 
     Under torchrun (several processes, one model) only rank 0 validates, prints and writes
     checkpoints; its stop decision is broadcast so that every rank leaves the loop together.
@@ -92,6 +112,7 @@ class FitLog:
         # run the whole schedule and keep the last epoch (a fixed-budget training such as the
         # paper's multitask P5/VIP5) instead of stopping early and restoring the best one
         self.keep_last = False
+        self.stop_policy: dict | None = None  # what epochs() stopped by (patience, min_epochs, relative_patience)
         self._loss: float | None = None
 
     def add_steps(self, n: int) -> None:
@@ -109,13 +130,14 @@ class FitLog:
         """What a finished training leaves behind for a job that reuses it (models/shared.py)."""
         return {"history": self.history, "best_epoch": self.best_epoch, "best_score": self.best_score,
                 "steps": self.steps, "max_epochs": self.max_epochs, "stopped_early": self.stopped_early,
-                "monitor": self.monitor, "keep_last": self.keep_last}
+                "monitor": self.monitor, "keep_last": self.keep_last, "stop_policy": self.stop_policy}
 
     def adopt(self, state: dict) -> None:
         """Take over a finished training's log (its epochs, times and validation curve)."""
         self.history, self.best_epoch, self.best_score = state["history"], state["best_epoch"], state["best_score"]
         self.steps, self.max_epochs, self.stopped_early = state["steps"], state["max_epochs"], state["stopped_early"]
         self.monitor, self.keep_last = state.get("monitor", self.monitor), state.get("keep_last", False)
+        self.stop_policy = state.get("stop_policy")
         self.epoch_times = [row["train_s"] for row in self.history]
 
     def loss(self, value: float) -> None:
@@ -125,8 +147,9 @@ class FitLog:
         if self.verbose and distributed.is_main():
             print(f"[{self.name}] {msg}", file=sys.stderr, flush=True)
 
-    def epochs(self, model, max_epochs: int, patience: int, min_epochs: int = 1) -> Iterator[int]:
-        """Yield epoch numbers (1-based); the model trains one epoch per iteration.
+    def epochs(self, model, max_epochs: int, patience: int, min_epochs: int | None = None) -> Iterator[int]:
+        """Yield epoch numbers (1-based); the model trains one epoch per iteration. `min_epochs`
+        None = the default floor of `stop_rule`.
 
         With ``checkpoint_dir`` set, the best checkpoint and this log's state are kept there,
         and a model with ``save_training_state``/``load_training_state`` (optimizer, schedule,
@@ -136,6 +159,8 @@ class FitLog:
         if max_epochs < 1:
             raise ValueError("max_epochs must be >= 1")
         self.max_epochs = max_epochs
+        min_epochs, patience_at = stop_rule(max_epochs, patience, min_epochs)
+        self.stop_policy = {"patience": patience, "min_epochs": min_epochs, "relative_patience": RELATIVE_PATIENCE}
         main = distributed.is_main()
         validating = self.validate is not None and main
         with tempfile.TemporaryDirectory(prefix="bench-best-") as tmp:
@@ -152,7 +177,7 @@ class FitLog:
                 model.load_training_state(ckpt / "last")
                 first = len(self.history) + 1
                 self.say(f"resuming after epoch {first - 1} from {ckpt}")
-                if bad >= patience or first > max_epochs:
+                if (bad >= patience_at(self.best_epoch) and first > min_epochs) or first > max_epochs:
                     first = max_epochs + 1  # it had finished; only restore the best state below
             t_start = time.perf_counter()
             epoch = first - 1
@@ -189,9 +214,10 @@ class FitLog:
                     f"epoch {epoch}/{max_epochs}{loss_s}{val_s} {self.epoch_times[-1]:.1f}s/epoch "
                     f"elapsed {_fmt_secs(elapsed)} ETA <= {_fmt_secs(eta)}"
                 )
-                if distributed.broadcast(bad >= patience and epoch >= min_epochs and not self.keep_last):
+                if distributed.broadcast(bad >= patience_at(self.best_epoch) and epoch >= min_epochs
+                                         and not self.keep_last):
                     self.stopped_early = True
-                    self.say(f"early stop: no improvement for {patience} epochs")
+                    self.say(f"early stop: no improvement for {bad} epochs (best epoch {self.best_epoch})")
                     break
             last = len(self.history)
             if self.keep_last:

@@ -43,3 +43,29 @@ def test_a_run_whose_last_epoch_is_its_best_at_the_cap_is_still_improving():
     assert _run([0.1, 0.2, 0.3])[0].still_improving
     assert _run([0.1, 0.2, 0.3], keep_last=True)[0].still_improving
     assert not _run([0.3])[0].still_improving  # one epoch: no curve to judge
+
+
+def test_a_first_epoch_peak_does_not_stop_training_before_the_minimum():
+    # validation best after epoch 1, then a dip, then the real learning (BPR on a sparse catalogue)
+    scores = [0.07] + [0.05] * 25 + [0.1, 0.2, 0.3, 0.4] + [0.35] * 20
+    log, model = _run(scores, patience=20, max_epochs=300)
+    assert log.best_epoch == 30 and log.stop_policy["min_epochs"] == 30
+    assert len(log.history) == 50 and log.stopped_early  # 20 epochs without improvement after epoch 30
+
+
+def test_patience_grows_with_the_best_epoch():
+    from bench.train import stop_rule
+
+    first, patience_at = stop_rule(max_epochs=200, patience=10)
+    assert first == 20 and patience_at(1) == 10 and patience_at(40) == 10 and patience_at(100) == 25
+    scores = [0.01 * k for k in range(1, 101)] + [0.5] * 40
+    log, _ = _run(scores, patience=10, max_epochs=200)
+    assert log.best_epoch == 100 and len(log.history) == 125  # waits a quarter of its best epoch, not 10
+
+
+def test_an_explicit_minimum_and_short_runs_keep_their_stop():
+    log, _ = _run([0.5, 0.4, 0.3, 0.2, 0.1], patience=1)
+    assert len(log.history) == 2 and log.stopped_early  # a tenth of 5 epochs: stopping is allowed at once
+    it = iter([0.5] + [0.1] * 9)
+    log = FitLog(lambda: {"ndcg@10": next(it)}, "ndcg@10", verbose=False)
+    assert len(list(log.epochs(Dummy(), max_epochs=10, patience=1, min_epochs=6))) == 6
