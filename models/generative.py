@@ -8,8 +8,8 @@ from mixed prompts (``train_tasks="all"``, the default) and is evaluated on each
 of the first task trains it and caches it under a key of its config, the data, the tokenizer and
 this code; the other tasks' jobs, and VIP5 (whose backbone is exactly that P5), reuse it.
 Per epoch: `seq_samples_per_user` sequential samples per user (distinct target positions while
-the sequence has enough), `direct_samples_per_user` direct ones, one per training explanation
-record, each with a template drawn uniformly from the task's training templates (the unseen ones
+the sequence has enough), `direct_samples_per_user` direct ones, `expl_samples_per_review`
+per training explanation record, each with a template drawn uniformly from the task's training templates (the unseen ones
 held out); negatives come from the user's training items only, like every baseline's. AdamW,
 linear warm-up then linear decay, gradient clipping, mixed precision on CUDA (bf16 where supported).
 Under torchrun every process draws the same samples and batches (same seed) and trains on its
@@ -159,9 +159,9 @@ class GenerativeRecommender:
         if "explanation" in tasks:
             pids = train_templates("explanation")
             for r in self.data.review_split("train"):
-                pid = pids[rng.integers(len(pids))]
-                out.append(render.render(pid, user=r.user, item=r.item, review=r,
-                                         target=render.target_text(pid, review=r)))
+                for pid in [pids[rng.integers(len(pids))] for _ in range(cfg.expl_samples_per_review)]:
+                    out.append(render.render(pid, user=r.user, item=r.item, review=r,
+                                             target=render.target_text(pid, review=r)))
         return out
 
     def _encode_inputs(self, prompts: list[Prompt]):
@@ -230,7 +230,8 @@ class GenerativeRecommender:
         else:
             self.train(log)
 
-    def train(self, log) -> None:
+    def optimizer(self, steps: int):
+        """-> (AdamW, its warm-up/decay schedule over `steps`, the grad scaler, trainable params)."""
         from transformers import get_linear_schedule_with_warmup
 
         cfg = self.cfg
@@ -241,11 +242,30 @@ class GenerativeRecommender:
             scale = 1.0 if cfg.backbone else cfg.embedding_lr_scale  # a pretrained one keeps the paper's lr
             groups.append({"params": [emb], "lr": cfg.lr * scale})
         opt = torch.optim.AdamW(groups, lr=cfg.lr, eps=1e-6, weight_decay=cfg.weight_decay)
-        samples = self._samples(self.rng, self.render, self.train_tasks)
-        steps = distributed.shard_len(math.ceil(len(samples) / cfg.batch_size)) * cfg.epochs  # this process's
         sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * steps), steps)
         scaler = torch.amp.GradScaler("cuda", enabled=self.device.startswith("cuda") and cfg.amp
                                       and not torch.cuda.is_bf16_supported())
+        return opt, sched, scaler, params
+
+    def train_step(self, net, batch: list[Prompt], opt, sched, scaler, params) -> float:
+        """One optimizer step on `batch` (forward, backward, clipping, AdamW, schedule) -> the loss."""
+        ids, words, mask, feats = self._encode_inputs(batch)
+        with self._autocast():
+            loss = net(ids, words, mask, feats, self._encode_targets(batch))
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, self.cfg.clip)
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        return loss.item()
+
+    def train(self, log) -> None:
+        cfg = self.cfg
+        samples = self._samples(self.rng, self.render, self.train_tasks)
+        steps = distributed.shard_len(math.ceil(len(samples) / cfg.batch_size)) * cfg.epochs  # this process's
+        opt, sched, scaler, params = self.optimizer(steps)
         self._train_state = {"opt": opt, "sched": sched, "scaler": scaler}  # checkpointed with the net each epoch
         # the net itself in one process; under torchrun, DDP. Prompts without an item image leave
         # the mapping network out of the graph, which DDP must be told it may see.
@@ -257,18 +277,7 @@ class GenerativeRecommender:
             batches = distributed.shard(self._batches(samples))
             total = 0.0
             for idx in progress(batches, desc=f"{self.name} epoch {epoch}"):
-                batch = [samples[i] for i in idx]
-                ids, words, mask, feats = self._encode_inputs(batch)
-                with self._autocast():
-                    loss = net(ids, words, mask, feats, self._encode_targets(batch))
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip)
-                scaler.step(opt)
-                scaler.update()
-                sched.step()
-                total += loss.item()
+                total += self.train_step(net, [samples[i] for i in idx], opt, sched, scaler, params)
             log.add_steps(len(batches))
             log.loss(distributed.mean(total, len(batches)))  # over every process's batches
 
