@@ -41,6 +41,7 @@ class VIP5Config:
     train_tasks: Literal["task", "all"] = "all"
     seq_samples_per_user: int = 4  # the official code uses 10; fewer keeps CPU epochs short
     direct_samples_per_user: int = 2  # idem (each direct prompt lists 100 candidates)
+    expl_samples_per_review: int = 1  # the official code: 1 (each with its own template draw)
     train_candidates: int = N_CANDIDATES  # candidates listed in a training B-5..B-7 prompt (evaluation always lists 100)
     max_history: int = 20  # most recent items kept in a prompt
     max_input_len: int = 1024
@@ -96,6 +97,7 @@ VIP5_SYNTHETIC = _SYNTHETIC | {"epochs": 2, "backbone_epochs": P5_SYNTHETIC_EPOC
 class VIP5(GenerativeRecommender):
     """VIP5 (Geng et al., EMNLP Findings 2023): multimodal prompts, adapters on a frozen P5 backbone."""
 
+    REQUIRES_IF = {"features": "image_tokens"}  # visual features unless image_tokens=0 (bench/registry.py)
     DATASET_DEFAULTS = {"synthetic": VIP5_SYNTHETIC}
     RUN_COST = 4  # the longest job of a task (its P5 backbone, then itself): started first by `bench run --jobs`
     SHARED_TRAININGS = ("p5", "vip5")  # cached trainings it may run (bench/runner.py schedules around them)
@@ -109,6 +111,7 @@ class VIP5(GenerativeRecommender):
 class P5(GenerativeRecommender):
     """P5 (Geng et al., RecSys 2022): text-only prompts, full fine-tuning of the same T5 network."""
 
+    REQUIRES_IF = {"features": "image_tokens"}  # text-only by default (image_tokens=0): no features
     DATASET_DEFAULTS = {"synthetic": P5_SYNTHETIC}
     RUN_COST = 2
     SHARED_TRAININGS = ("p5",)
