@@ -249,3 +249,11 @@ def test_the_unseen_prompts_are_never_trained_on(tiny):
     assert len(texts) > 500
     for pid, head in heads.items():
         assert not any(t.startswith(head) for t in texts), pid
+
+
+def test_explanation_samples_per_review(tiny):
+    reviews = len(tiny.review_split("train"))
+    for n in (1, 3):
+        m = _model(P5, P5Config, tiny, expl_samples_per_review=n)
+        samples = m._samples(np.random.default_rng(0), m.render, ["explanation"])
+        assert len(samples) == n * reviews
