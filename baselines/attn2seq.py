@@ -96,6 +96,7 @@ class Attn2SeqNet(nn.Module):
 class Attn2Seq(TorchNetState):
     """Attn2Seq (Dong et al., EACL 2017): attribute encoder and attentive LSTM decoder."""
 
+    REQUIRES = ("reviews",)  # (bench/registry.py: data needs)
     TUNE_GRID = {"hidden": [128, 256, 512], "lr": [2e-3, 5e-3], "dropout": [0.0, 0.2]}
     CONTRACT_OVERRIDES = {"hidden": 32, "word_dim": 32, "attr_dim": 16, "layers": 1}
 

@@ -38,6 +38,7 @@ def _most_frequent(counts: dict[object, Counter]) -> dict[str, str]:
 class ExplainRef:
     """Reference explainer: the most frequent training explanation of the feature word (no model)."""
 
+    REQUIRES = ("reviews",)  # (bench/registry.py: data needs)
     TUNE_GRID: dict = {}  # nothing to tune
 
     def __init__(self, cfg: ExplainRefConfig, data: BenchData, *, task: str, device: str = "cpu", seed: int = 0):

@@ -86,6 +86,7 @@ class NRTNet(nn.Module):
 class NRT(TorchNetState):
     """NRT (Li et al., SIGIR 2017): MLP rating regression + GRU tips generation, trained jointly."""
 
+    REQUIRES = ("reviews",)  # (bench/registry.py: data needs)
     TUNE_GRID = {"hidden": [128, 256, 400], "lr": [2e-3, 5e-3], "rating_weight": [0.1, 1.0]}
     CONTRACT_OVERRIDES = {"hidden": 32, "emb_dim": 16, "mlp_layers": 1}
 

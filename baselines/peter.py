@@ -118,6 +118,7 @@ class PETERNet(nn.Module):
 class PETER(TorchNetState):
     """PETER (Li, Zhang & Chen, ACL 2021): Transformer over [user, item, words] with the PETER mask."""
 
+    REQUIRES = ("reviews",)  # (bench/registry.py: data needs)
     TUNE_GRID = {"d_model": [64, 128, 256], "lr": [1e-3, 2e-3], "dropout": [0.1, 0.2]}
     CONTRACT_OVERRIDES = {"d_model": 16, "ffn": 32, "layers": 1}
 

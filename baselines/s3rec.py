@@ -210,6 +210,7 @@ def pretrain_batch(seqs: list[np.ndarray], long_seq: np.ndarray, n_items: int, m
 class S3Rec(TorchNetState):
     """S3-Rec (Zhou et al., CIKM 2020): self-supervised pre-training (AAP, MIP, MAP, SP), then next-item fine-tuning."""
 
+    REQUIRES = ("attributes",)  # item attributes for the AAP/MAP pre-training (bench/registry.py: data needs)
     TUNE_GRID = {"pretrain_epochs": [0, 20, 100], "dropout": [0.2, 0.5], "loss": ["ce", "bce"]}
     CONTRACT_OVERRIDES = {"pretrain_epochs": 1}
     RUN_COST = 3  # pre-training, then fine-tuning (longer than P5 on synthetic): started early by `bench run --jobs`

@@ -80,6 +80,7 @@ class VBPRNet(nn.Module):
 class VBPR(TorchNetState):
     """VBPR (He & McAuley, AAAI 2016): BPR-MF plus a visual term from item image features."""
 
+    REQUIRES = ("features",)  # item visual features (bench/registry.py: data needs)
     TUNE_GRID = {"lambda_theta": [1e-5, 1e-4, 1e-3], "lr": [1e-3, 3e-3], "visual_factors": [16, 32, 64]}
 
     def __init__(self, cfg: VBPRConfig, data: BenchData, *, task: str, device: str = "cpu", seed: int = 0):

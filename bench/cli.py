@@ -1,13 +1,15 @@
-"""Command line: ``python -m bench {run,tune,features,ls,data,tables,ablate,check,report,reproduce,perf-report} ...``."""
+"""Command line: ``python -m bench {run,tune,features,ls,data,tables,ablate,check,report,reproduce,perf-report,efficiency} ...``."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shlex
 import sys
+import traceback
 
-from bench.errors import BenchError, UsageError
+from bench.errors import BenchError
 
 
 def _csv(s: str) -> list[str]:
@@ -27,6 +29,7 @@ def _add_data_root(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench", description="vip5-bench: VIP5 and its baselines, one evaluator.")
+    ap.add_argument("--verbose", action="store_true", help="tracebacks for expected errors too (bad input, missing data)")
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
 
     run = sub.add_parser("run", help="train and evaluate models; print the comparison table")
@@ -44,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", default="auto",
                      help="jobs trained side by side, each in its own process with its share of the cores "
                           "(default auto: one per core, at most 4, on CPU; 1 on CUDA)")
+    run.add_argument("--rerun", action="store_true",
+                     help="train every job again, even those whose records exist for the same config, data and code "
+                          "(default: keep those and train the rest)")
     _add_data_root(run)
 
     tune = sub.add_parser("tune", help="grid search on the validation split; stores the best config")
@@ -63,13 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_features_parser(sub)
 
-    from bench import ablate, check, report_html, reproduce, tables
+    from bench import ablate, check, efficiency, report_html, reproduce, tables
 
     tables.add_parser(sub)
     ablate.add_parser(sub, _ints)
     check.add_parser(sub)
     report_html.add_parser(sub)
     reproduce.add_parser(sub, _ints, _csv)
+    efficiency.add_parser(sub)
 
     perf = sub.add_parser("perf-report", help="a readable page (Markdown) from a pytest-benchmark JSON report")
     perf.add_argument("report", help="the JSON written by: pytest tests/perf --benchmark-only --benchmark-json FILE")
@@ -78,50 +85,71 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("ls", help="list models (with their tasks), tasks and datasets").add_argument("--data-root", default=None)
 
-    data = sub.add_parser("data", help="import, generate and inspect datasets")
-    dsub = data.add_subparsers(dest="data_cmd", metavar="ACTION")
-    imp = dsub.add_parser("import", help="import a P5/VIP5 release directory or a plain sequence file")
-    imp.add_argument("path")
-    imp.add_argument("--name", required=True)
-    imp.add_argument("--seed", type=int, default=2022, help="seed for candidate lists and splits")
-    _add_data_root(imp)
-    show = dsub.add_parser("show", help="counts, tasks available, provenance")
-    show.add_argument("name")
-    _add_data_root(show)
-    gen = dsub.add_parser("generate", help="(re)generate a synthetic dataset")
-    gen.add_argument("--name", default="synthetic")
-    gen.add_argument("--users", type=int, default=None)
-    gen.add_argument("--items", type=int, default=None)
-    gen.add_argument("--seed", type=int, default=2022)
-    _add_data_root(gen)
+    from bench.data.cli import add_parser as add_data_parser
+
+    add_data_parser(sub, _add_data_root)
+    for p in _subparsers(ap):  # `--verbose` after the command, too
+        p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return ap
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every subcommand's parser below `parser` (``data show`` included)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for p in dict.fromkeys(action.choices.values()):
+                found += [p, *_subparsers(p)]
+    return found
 
 
 def cmd_run(args) -> int:
     from bench import distributed
     from bench.config import parse_sets
-    from bench.report import comparison_table
     from bench.runner import execute, plan_run
-    from bench.tables import timing_note
 
     plan = plan_run(
         task=args.task, dataset=args.dataset, models=args.models, seeds=args.seeds, overrides=parse_sets(args.sets),
         epochs=args.epochs, device=args.device, indexing=args.indexing, data_root_=args.data_root,
         results_dir=args.results_dir, tag=args.tag, tuned=args.tuned, parallel=args.jobs,
+        skip_existing=not args.rerun, verbose=args.verbose,
     )
     results = execute(plan, command="python -m bench " + shlex.join(sys.argv[1:]))
     if not distributed.is_main():  # under torchrun rank 0 alone reports
         return 0
+    _summary(plan, results)
+    if results and all(r.skipped for r in results):
+        return 2  # nothing could start: each row above says what the dataset lacks and the fix
+    return 1 if any(r.error for r in results) else 0
+
+
+def _summary(plan, results) -> None:
+    """The comparison table per task (kept and new records; failed and not-started jobs as rows), then
+    one line per job left out: what it lacks and the command that fixes it, or that its record was kept."""
+    from bench.report import comparison_table
+    from bench.tables import timing_note
+
     for task in plan.tasks:
         recs = [r for res in results if res.task == task for r in res.records]
         fails = [(res.model, res.error) for res in results if res.task == task and res.error]
+        fails += [(res.model, "not started: " + res.skipped.split(";")[0]) for res in results
+                  if res.task == task and res.skipped]
         print(f"\n## {task} · {plan.dataset} · indexing={plan.indexing} · test split\n")
         print(comparison_table(recs, task, fails))
-        timing = timing_note(recs)
+        timing = timing_note(recs) if recs else None  # no records (every job failed): no timing line
         if timing:
             print(f"\n{timing}")
+    blocked = [r for r in results if r.skipped]
+    if blocked:
+        print()
+        for r in blocked:
+            print(f"not started: {r.model} · {r.task} · seed {r.seed}: {r.skipped}")
+    reused = [r for r in results if r.reused]
+    if reused:
+        jobs = ", ".join(f"{r.model}·{r.task}·{r.seed}" for r in reused)
+        print(f"\nskipped {len(reused)} job(s) whose records exist for the same config, data and code ({jobs}); "
+              "use --rerun to train them again")
     print(f"\nrecords: {plan.results_dir}/runs/{plan.dataset}/")
-    return 1 if any(r.error for r in results) else 0
 
 
 def cmd_ls(args) -> int:
@@ -148,52 +176,9 @@ def cmd_ls(args) -> int:
     return 0
 
 
-def cmd_data(args) -> int:
-    from pathlib import Path
-
-    from bench.data import data_root
-
-    if args.data_cmd == "import":
-        from bench.data.importers import import_path
-
-        out = import_path(Path(args.path), data_root(args.data_root), args.name, seed=args.seed)
-        print(f"imported {args.path} as {args.name!r} -> {out}")
-        return _show(args.name, args.data_root)
-    if args.data_cmd == "show":
-        return _show(args.name, args.data_root)
-    if args.data_cmd == "generate":
-        from bench.data.synthetic import generate
-
-        kw = {k: v for k, v in (("n_users", args.users), ("n_items", args.items)) if v is not None}
-        out = generate(data_root(args.data_root), name=args.name, seed=args.seed, **kw)
-        print(f"generated {out}")
-        return _show(args.name, args.data_root)
-    raise UsageError("python -m bench data: choose an action: import, show or generate")
-
-
-def _show(name: str, root) -> int:
-    import json
-
-    from bench.data import check_dataset_name, data_root, load_dataset
-
-    check_dataset_name(name, root)
-    data = load_dataset(name, root)
-    m = data.manifest
-    print(f"dataset {name}  ({data_root(root) / name})")
-    for k, v in m["counts"].items():
-        print(f"  {k:<14}{v:>10,}")
-    lens = [len(s) for s in data.sequences]
-    print(f"  sequence length: min {min(lens)}, mean {sum(lens) / len(lens):.1f}, max {max(lens)}")
-    print(f"  tasks:          {', '.join(data.tasks)}")
-    print(f"  attributes:     {'yes' if any(it.attributes for it in data.items) else 'no'}")
-    print(f"  feature sets:   {', '.join(data.feature_sets) or 'none'}")
-    print(f"  created:        {m.get('created')}  seed {m['seed']}")
-    print("  provenance:     " + json.dumps(m.get("provenance", {}), indent=2).replace("\n", "\n  "))
-    return 0
-
-
 # subcommands whose modules are imported only when used (torch, open_clip, matplotlib are slow to load)
 LAZY_COMMANDS = {
+    "data": "bench.data.cli:cmd_data",
     "features": "bench.features:cmd_features",
     "tables": "bench.tables:cmd_tables",
     "ablate": "bench.ablate:cmd_ablate",
@@ -201,37 +186,50 @@ LAZY_COMMANDS = {
     "report": "bench.report_html:cmd_report",
     "reproduce": "bench.reproduce:cmd_reproduce",
     "perf-report": "bench.perf_report:cmd_perf_report",
+    "efficiency": "bench.efficiency:cmd_efficiency",
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        argv = ["run"]  # `python -m bench` alone runs the main job
+    if not argv or argv == ["--verbose"]:
+        argv = [*argv, "run"]  # `python -m bench` alone runs the main job
     args = parser.parse_args(argv)
     try:
-        if args.cmd == "run":
-            return cmd_run(args)
-        if args.cmd == "ls":
-            return cmd_ls(args)
-        if args.cmd == "data":
-            return cmd_data(args)
-        if args.cmd == "tune":
-            from bench.config import parse_sets
-            from bench.tune import tune
-
-            return tune(model=args.model, task=args.task, dataset=args.dataset, grid_pairs=args.grid, seed=args.seed,
-                        epochs=args.epochs, device=args.device, indexing=args.indexing, data_root=args.data_root,
-                        results_dir=args.results_dir, sets=parse_sets(args.sets))
-        if args.cmd in LAZY_COMMANDS:
-            module, func = LAZY_COMMANDS[args.cmd].split(":")
-            return getattr(importlib.import_module(module), func)(args)
-        parser.print_help()
-        return 2
+        code = _dispatch(parser, args)
+        sys.stdout.flush()  # a closed pipe (`... | head`) surfaces here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (`bench data show NAME | head`): stop quietly; stdout goes to /dev/null
+        # so that the interpreter's own flush at exit does not complain either
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except BenchError as e:
+        if args.verbose:
+            traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _dispatch(parser, args) -> int:
+    if args.cmd == "run":
+        return cmd_run(args)
+    if args.cmd == "ls":
+        return cmd_ls(args)
+    if args.cmd == "tune":
+        from bench.config import parse_sets
+        from bench.tune import tune
+
+        return tune(model=args.model, task=args.task, dataset=args.dataset, grid_pairs=args.grid, seed=args.seed,
+                    epochs=args.epochs, device=args.device, indexing=args.indexing, data_root=args.data_root,
+                    results_dir=args.results_dir, sets=parse_sets(args.sets))
+    if args.cmd in LAZY_COMMANDS:
+        module, func = LAZY_COMMANDS[args.cmd].split(":")
+        return getattr(importlib.import_module(module), func)(args)
+    parser.print_help()
+    return 2

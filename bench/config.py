@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -68,6 +69,34 @@ def _convert(key: str, raw: Any, typ) -> Any:
     raise UsageError(f"--set {key}: unsupported config type {typ}")
 
 
+# ranges every config shares by field name: a value outside them cannot train (a negative learning
+# rate, zero epochs or batch size), so it is refused before any job starts
+VALUE_RULES: list[tuple[str, str, typing.Callable[[float], bool]]] = [
+    (r"(.+_)?lr(_.+)?|learning_rate", "> 0", lambda v: v > 0),
+    (r"epochs", ">= 1", lambda v: v >= 1),
+    (r".+_epochs", ">= 0", lambda v: v >= 0),
+    (r"(.+_)?batch_size|patience|beams|heads|blocks|hidden|d|d_model|ffn|factors|visual_factors|.+_dim|vocab_size"
+     r"|max_.+|val_queries|train_candidates|.+_per_user|reduction_factor|hint_words|layers|mlp_layers|L|T", ">= 1",
+     lambda v: v >= 1),
+    (r"dropout|mask_ratio|warmup", "in [0, 1)", lambda v: 0 <= v < 1),
+    (r".+_weight|l2|lambda_.+|weight_decay|regularization|clip|threads|image_tokens", ">= 0", lambda v: v >= 0),
+]
+
+
+def check_value(config_cls: type, key: str, value: Any, raw: Any) -> None:
+    """UsageError (one line: the option and the fix) for a value outside its field's range (VALUE_RULES)."""
+    values = value if isinstance(value, list | tuple) else [value]
+    for pattern, what, ok in VALUE_RULES:
+        if re.fullmatch(pattern, key):
+            for v in values:
+                if isinstance(v, int | float) and not isinstance(v, bool) and not ok(v):
+                    default = getattr(config_cls(), key, None)
+                    example = ",".join(map(str, default)) if isinstance(default, list | tuple) else default
+                    raise UsageError(f"--set {key}={raw}: {key} must be {what}; "
+                                     f"fix: e.g. --set {key}={example} ({config_cls.__name__}'s default)")
+            return
+
+
 def build_config(config_cls: type, overrides: dict[str, Any], *, strict: bool = True):
     """An instance of `config_cls` with `overrides` applied (type-checked).
 
@@ -82,6 +111,8 @@ def build_config(config_cls: type, overrides: dict[str, Any], *, strict: bool = 
             f"known: {', '.join(sorted(fields))}"
         )
     values = {k: _convert(k, v, hints[k]) for k, v in overrides.items() if k in fields}
+    for k, v in values.items():
+        check_value(config_cls, k, v, overrides[k])
     return dataclasses.replace(config_cls(), **values)
 
 

@@ -14,6 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.errors import BenchError
+
+
+class LockedError(BenchError):
+    """Another process holds the lock (`exclusive_lock`): the message names it and what to do."""
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
@@ -89,4 +95,36 @@ def file_lock(path: Path):
         try:
             yield
         finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextmanager
+def exclusive_lock(path: Path, what: str):
+    """Hold an exclusive lock on `path` for the block, or fail at once (LockedError) when another
+    process holds it: two runs of one job must not interleave their checkpoints and records.
+    The holder's pid, host and start time are written into the file for the message."""
+    import datetime
+    import fcntl
+    import socket
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise LockedError(f"{what} is being trained by another run ({holder}; lock {path}); wait for it to finish, "
+                              "or run a separate copy with --tag NAME or --results-dir DIR") from None
+        try:
+            f.seek(0)
+            f.truncate()
+            when = datetime.datetime.now().isoformat(timespec="seconds")
+            f.write(f"pid {os.getpid()} on {socket.gethostname()} since {when}")
+            f.flush()
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
             fcntl.flock(f, fcntl.LOCK_UN)

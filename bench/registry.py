@@ -3,6 +3,12 @@
 `bench` never imports `models/` or `baselines/` at import time; the first lookup imports
 every module in those packages (so a new model is one new file), and the modules named in
 $BENCH_PLUGINS (your own models, outside this repository), then answers.
+
+A model declares what it needs from a dataset beyond sequences, so that `bench run` can leave a
+job out before starting it (with the fix) instead of failing in the model's constructor:
+``REQUIRES = ("attributes",)`` (any of: attributes, features, reviews, images), and
+``REQUIRES_IF = {"features": "image_tokens"}`` for a need that holds only when that config
+field is set (VIP5 with image tokens; P5 or VIP5 with ``image_tokens=0`` needs no features).
 """
 
 from __future__ import annotations
@@ -67,6 +73,19 @@ def _load_all() -> None:
         except ImportError as e:
             raise UsageError(f"{PLUGINS_ENV}: cannot import {mod_name!r}: {e}") from None
     _loaded = True
+
+
+DATA_NEEDS = ("attributes", "features", "reviews", "images")
+
+
+def data_needs(spec: ModelSpec, cfg) -> list[str]:
+    """What the model of `spec`, with config `cfg`, needs from the dataset (its REQUIRES and REQUIRES_IF)."""
+    needs = list(getattr(spec.cls, "REQUIRES", ()))
+    needs += [need for need, key in getattr(spec.cls, "REQUIRES_IF", {}).items() if getattr(cfg, key, None)]
+    unknown = set(needs) - set(DATA_NEEDS)
+    if unknown:
+        raise ValueError(f"model {spec.name!r}: unknown data needs {sorted(unknown)}; known: {DATA_NEEDS}")
+    return list(dict.fromkeys(needs))
 
 
 def all_models() -> dict[str, ModelSpec]:

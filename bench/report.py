@@ -53,6 +53,7 @@ def comparison_table(records: list[dict], task: str, failures: list[tuple[str, s
             ]
         )
     for model, err in failures:
-        rows.append([model, "-", 0] + [""] * (len(metrics) + len(extra) + 4) + [f"FAILED: {err[:100]}"])
+        status = err if err.startswith("not started") else f"FAILED: {err[:100]}"  # not started: bench/preflight.py
+        rows.append([model, "-", 0] + [""] * (len(metrics) + len(extra) + 4) + [status])
     headers = ["model", "prompt", "seeds"] + metrics + extra + ["s/epoch", "epochs", "trainable", "peak MB", "status"]
     return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)

@@ -36,6 +36,17 @@ def checkpoint_dir(results_dir: Path, rec: dict) -> Path:
     return _run_dir(results_dir, "checkpoints", rec) / f"seed{rec['seed']}{_indexing(rec)}"
 
 
+def lock_path(results_dir: Path, rec: dict) -> Path:
+    """The lock a run holds while it trains a job and writes its records (beside its checkpoints)."""
+    return _run_dir(results_dir, "checkpoints", rec) / f"seed{rec['seed']}{_indexing(rec)}.lock"
+
+
+def describe_job(rec: dict) -> str:
+    tag = f" +{rec['tag']}" if rec.get("tag") else ""
+    idx = "" if rec.get("indexing", "random") == "random" else f" indexing={rec['indexing']}"
+    return f"{rec['model']}{tag} · {rec['task']} · {rec['dataset']} · seed {rec['seed']}{idx}"
+
+
 def write_record(results_dir: Path, rec: dict) -> Path:
     path = record_path(results_dir, rec)
     atomic_write_json(path, rec)

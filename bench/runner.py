@@ -20,7 +20,8 @@ from pathlib import Path
 
 from bench import distributed
 from bench.config import build_config
-from bench.data import SYNTHETIC, TASKS, check_dataset_name, data_root
+from bench.data import SYNTHETIC, TASKS, check_dataset_name
+from bench.data.dataset import dataset_task_support
 from bench.errors import UsageError
 from bench.registry import all_models, check_model_task, check_task, get_model, models_for_task
 
@@ -40,6 +41,8 @@ class RunPlan:
     tag: str | None = None
     tuned: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (task, model) -> bench tune's choice
     parallel: int = 1  # jobs trained side by side (each in its own process, its share of the cores)
+    skip_existing: bool = False  # run-level resume: keep the records made with the same config, data and code
+    verbose: bool = False  # tracebacks for expected errors too
 
     def jobs(self):
         for task in self.tasks:
@@ -63,8 +66,12 @@ def plan_run(
     tag: str | None = None,
     tuned: bool = False,
     parallel: int | str = 1,
+    skip_existing: bool = False,
+    verbose: bool = False,
 ) -> RunPlan:
-    """Check tasks, dataset, models and --set keys before any data is loaded or generated."""
+    """Check tasks, dataset, models, --set keys and values, counts, device and the results
+    directory before any data is loaded or generated (one-line UsageError, exit code 2)."""
+    from bench import preflight
     from bench.data.splits import INDEXINGS
     from bench.errors import UnknownNameError
 
@@ -72,17 +79,23 @@ def plan_run(
         raise UnknownNameError("indexing", indexing, INDEXINGS)
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise UsageError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
+    preflight.check_plain_name("--dataset", dataset, "beauty")
+    preflight.check_tag(tag)
     check_dataset_name(dataset, data_root_)
     if task is not None:
         check_task(task)
         tasks = [task]
     else:
         tasks = list(TASKS)
+    models = list(dict.fromkeys(models)) if models else models  # a job named twice would wait on its own lock
+    seeds = list(dict.fromkeys(seeds))
     for m in models or []:
         check_model_task(m, task) if task is not None else get_model(m)
-    available = _dataset_tasks(dataset, data_root_)
+    support = dataset_task_support(dataset, data_root_)  # task -> None, or why the dataset cannot have it
+    available = [t for t, why in support.items() if why is None]
     if task is not None and task not in available:
-        raise UsageError(f"dataset {dataset!r} has no {task!r} task (it has: {', '.join(available)})")
+        raise UsageError(f"--task {task}: dataset {dataset!r} has no {task!r} task ({support.get(task)}); "
+                         f"it has: {', '.join(available)}")
     tasks = [t for t in tasks if t in available]
     per_task = {t: [m for m in (models or models_for_task(t)) if t in all_models()[m].tasks] for t in tasks}
     per_task = {t: ms for t, ms in per_task.items() if ms}  # with no --task: tasks no selected model supports are skipped
@@ -100,18 +113,19 @@ def plan_run(
         owners = [m for m in selected if key in all_models()[m].config.__dataclass_fields__]
         if not owners:
             raise UsageError(f"--set {key}: no selected model has this config key (models: {', '.join(sorted(selected))})")
-    for m in selected:  # type-check now, not in the middle of the run
+    for m in selected:  # type-check and range-check now, not in the middle of the run
         build_config(all_models()[m].config, overrides, strict=False)
-    if not seeds:
-        raise UsageError("--seeds: give at least one seed")
+    preflight.check_counts(epochs, seeds)
+    preflight.check_device(device)
     chosen = {}
     if tuned:
         from bench.tune import load_tuned
 
         chosen = {(t, m): load_tuned(results_dir, dataset, t, m) for t, ms in per_task.items() for m in ms}
     width = resolve_parallel(parallel, device)
+    preflight.check_results_dir(results_dir)  # last: a bad name above fails without creating anything
     return RunPlan(dataset, tasks, per_task, seeds, overrides, epochs, device, indexing, data_root_, results_dir, tag, chosen,
-                   width)
+                   width, skip_existing, verbose)
 
 
 def usable_cores() -> int:
@@ -141,15 +155,6 @@ def resolve_parallel(parallel: int | str, device: str) -> int:
     return n
 
 
-def _dataset_tasks(dataset: str, root: str | None) -> list[str]:
-    from bench.data.store import read_manifest, tasks_of
-
-    ds_dir = data_root(root) / dataset
-    if dataset == SYNTHETIC and not (ds_dir / "manifest.json").exists():
-        return list(TASKS)  # generated on first use, with every task
-    return tasks_of(read_manifest(ds_dir))
-
-
 @dataclass
 class JobResult:
     task: str
@@ -158,6 +163,8 @@ class JobResult:
     records: list[dict]
     error: str | None = None
     wall_s: float = 0.0
+    skipped: str | None = None  # not started: what the dataset lacks and the fix (bench/preflight.py)
+    reused: bool = False  # its records already existed for the same config, data and code (not trained again)
 
 
 def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
@@ -174,11 +181,20 @@ def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
         if main:
             load_dataset(SYNTHETIC, plan.data_root, verify=False)
         distributed.barrier()
-    jobs = list(plan.jobs())
+    from bench.preflight import partition
+
+    all_jobs = list(plan.jobs())
+    done = partition(plan, all_jobs, say=main)  # not started (data needs) or kept (records exist); prints the plan
+    jobs = [job for j, job in enumerate(all_jobs) if j not in done]
     # the records say how many jobs really shared the machine: never more than there are jobs
-    plan = replace(plan, parallel=1 if torchrun else min(plan.parallel, len(jobs)))
-    if plan.parallel > 1:
-        return _run_side_by_side(plan, jobs, command)
+    plan = replace(plan, parallel=1 if torchrun else max(1, min(plan.parallel, len(jobs))))
+    ran = _run_side_by_side(plan, jobs, command) if plan.parallel > 1 else _run_one_at_a_time(plan, jobs, command, device)
+    ran_iter = iter(ran)
+    return [done[j] if j in done else next(ran_iter) for j in range(len(all_jobs))]  # in the plan's order
+
+
+def _run_one_at_a_time(plan: RunPlan, jobs: list[tuple[str, str, int]], command: str, device: str) -> list[JobResult]:
+    torchrun, main = distributed.launched(), distributed.is_main()
     results = []
     for n, (task, model, seed) in enumerate(jobs, 1):
         if main:
@@ -204,8 +220,15 @@ def _job_spec(plan: RunPlan, task: str, model: str, seed: int, command: str) -> 
         "model": model, "task": task, "dataset": plan.dataset, "seed": seed, "device": plan.device,
         "indexing": plan.indexing, "data_root": plan.data_root, "results_dir": plan.results_dir,
         "overrides": overrides, "epochs": plan.epochs, "tag": plan.tag, "command": command,
-        "concurrent_jobs": plan.parallel, "dataset_defaults": own,
+        "concurrent_jobs": plan.parallel, "dataset_defaults": own, "verbose": plan.verbose,
     }
+
+
+def job_config(plan: RunPlan, task: str, model: str):
+    """The config a job's worker will build (its overrides and --epochs), computed here in the parent."""
+    spec = _job_spec(plan, task, model, 0, "")
+    overrides = dict(spec["overrides"]) | ({"epochs": plan.epochs} if plan.epochs is not None else {})
+    return build_config(all_models()[model].config, overrides, strict=False)
 
 
 def dataset_defaults(model: str, dataset: str) -> dict:

@@ -45,18 +45,18 @@ def visual_features_used(cfg, data) -> dict | None:
 
 
 def run_one(spec: dict) -> list[str]:
-    import torch
+    """Train and evaluate one (model, task, seed) job; return the paths of its records.
 
+    Rank 0 holds the job's lock (results/checkpoints/.../seedN.lock) from before the data loads
+    until its records are written: a second run of the same job fails at once with one line."""
     from bench import distributed
-    from bench.config import build_config, config_dict
-    from bench.data import load_dataset
-    from bench.evaluate import evaluate
+    from bench.config import build_config
+    from bench.io import exclusive_lock
     from bench.registry import check_model_task
-    from bench.results import checkpoint_dir, git_commit, now_iso, package_versions, write_record
-    from bench.significance import per_query_field
-    from bench.train import FitLog, resolve_device, seed_everything
+    from bench.results import describe_job, lock_path
+    from bench.train import resolve_device
 
-    name, task, seed = spec["model"], spec["task"], spec["seed"]
+    name, task = spec["model"], spec["task"]
     device = resolve_device(spec.get("device", "auto"))
     model_spec = check_model_task(name, task)
     overrides = dict(spec.get("overrides", {}))
@@ -67,6 +67,31 @@ def run_one(spec: dict) -> list[str]:
         shown = ", ".join(f"{k}={getattr(cfg, k)}" for k in spec["dataset_defaults"])
         print(f"[{name}] settings for {spec['dataset']} (the model's DATASET_DEFAULTS, --set wins): {shown}",
               file=sys.stderr, flush=True)
+    key = _job_key(spec)
+    if not distributed.is_main():
+        return _train_and_record(spec, model_spec, cfg, device)
+    with exclusive_lock(lock_path(spec["results_dir"], key), describe_job(key)):
+        return _train_and_record(spec, model_spec, cfg, device)
+
+
+def _job_key(spec: dict) -> dict:
+    """The fields that name a job's records and checkpoints (bench/results.py)."""
+    return {"model": spec["model"], "task": spec["task"], "dataset": spec["dataset"], "seed": spec["seed"],
+            "tag": spec.get("tag") or None, "indexing": spec.get("indexing", "random")}
+
+
+def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
+    import torch
+
+    from bench import distributed
+    from bench.config import config_dict
+    from bench.data import load_dataset
+    from bench.evaluate import evaluate
+    from bench.fingerprint import job_fingerprint
+    from bench.results import checkpoint_dir, write_record
+    from bench.train import FitLog, seed_everything
+
+    name, task, seed = spec["model"], spec["task"], spec["seed"]
     seed_everything(seed)
     data = load_dataset(spec["dataset"], spec.get("data_root"), indexing=spec.get("indexing", "random"))
     if task not in data.tasks:
@@ -76,18 +101,19 @@ def run_one(spec: dict) -> list[str]:
     # the process's peak before the model exists (interpreter, libraries, data): on CPU it dominates a
     # tiny model's peak RSS, so records also carry the model's own share (peak minus this)
     base_mem = peak_memory(device)[0]
+    # what bench run compares to skip this job next time: taken before the model can touch its config
+    fingerprint = job_fingerprint(model=name, cls=model_spec.cls, task=task, config=config_dict(cfg),
+                                  manifest=data.manifest, indexing=data.indexing, tag=spec.get("tag"))
 
     model = model_spec.cls(cfg, data, task=task, device=device, seed=seed)
     if distributed.rank() > 0:  # weights start alike on every rank (seeded above); dropout masks need not
         torch.manual_seed(seed + distributed.rank())
     variants = list(model.variants(task)) if hasattr(model, "variants") else [None]
-    monitor = MONITOR[task]
     val_limit = getattr(cfg, "val_queries", None)  # slow (generative) models validate on a fixed subset
     # per-run checkpoints: an interrupted run started again with the same command resumes
-    ckpt_dir = checkpoint_dir(spec["results_dir"], {"model": name, "task": task, "dataset": data.name, "seed": seed,
-                                                    "tag": spec.get("tag"), "indexing": data.indexing})
-    log = FitLog(lambda: evaluate(model, data, task, "val", variants[0], limit=val_limit).metrics, monitor, name=name,
-                 checkpoint_dir=ckpt_dir)
+    ckpt_dir = checkpoint_dir(spec["results_dir"], _job_key(spec) | {"dataset": data.name, "indexing": data.indexing})
+    log = FitLog(lambda: evaluate(model, data, task, "val", variants[0], limit=val_limit).metrics, MONITOR[task],
+                 name=name, checkpoint_dir=ckpt_dir)
     t0 = time.perf_counter()
     model.fit(log)
     # under torchrun: every rank's training peak (rank 0's also covers validation); then rank 0 alone goes on
@@ -95,67 +121,87 @@ def run_one(spec: dict) -> list[str]:
     if not distributed.is_main():
         return []
     fit_s = time.perf_counter() - t0
-    trainable, total = model.num_params()
-
+    run = {"spec": spec, "cfg": cfg, "data": data, "model": model, "log": log,
+           "fit_s": fit_s, "base_mem": base_mem, "rank_peaks": rank_peaks, "device": device,
+           "n_records": len(variants), "fingerprint": fingerprint}
     paths = []
     for variant in variants:
         t1 = time.perf_counter()
         test = evaluate(model, data, task, "test", variant, per_query=True)
-        eval_s = time.perf_counter() - t1
-        val = log.history[log.best_epoch - 1].get("val") if log.best_epoch else None
-        monitor = log.monitor  # a multitask training monitors the mean over its tasks
-        mem, mem_kind = peak_memory(device)
-        rec = {
-            "schema": 1,
-            "model": name,
-            "task": task,
-            "dataset": data.name,
-            "seed": seed,
-            "prompt": variant,
-            "tag": spec.get("tag") or None,
-            "metrics": test.metrics,
-            "val_metrics": val,
-            "monitor": monitor,
-            "time_per_epoch_s": log.time_per_epoch_s,
-            "epochs": len(log.epoch_times),
-            "best_epoch": log.best_epoch,
-            "optimizer_steps": log.steps,  # None: the model does not count them (closed-form or library fits)
-            # at its epoch cap with the best validation score at the last epoch: still improving when it stopped
-            "still_improving": log.still_improving,
-            "fit_time_s": fit_s,
-            "eval_time_s": eval_s,
-            "trainable_params": trainable,
-            "total_params": total,
-            "trainable_pct": 100.0 * trainable / total if total else 0.0,
-            "peak_memory_mb": mem,
-            "memory_kind": mem_kind,
-            "peak_memory_model_mb": mem - base_mem,  # building, training and evaluating the model: its own share
-            # processes that trained together (torchrun); time and memory above are per process (rank 0's)
-            "world_size": distributed.world_size(),
-            # jobs that ran side by side on this machine (bench run --jobs) and this process's torch threads:
-            # time per epoch is comparable only between runs with the same figures
-            "concurrent_jobs": spec.get("concurrent_jobs", 1),
-            "torch_threads": torch.get_num_threads(),
-            "peak_memory_mb_per_rank": rank_peaks,
-            "device": device,
-            "indexing": data.indexing,
-            "candidates": "stored per dataset: target + 99 uniformly sampled never-interacted items" if task == "direct" else None,
-            "config": config_dict(cfg),
-            "dataset_defaults": spec.get("dataset_defaults") or None,  # config keys the model sets for this dataset
-            "visual_features": visual_features_used(cfg, data),
-            "dataset_manifest": {k: data.manifest.get(k) for k in ("counts", "seed", "provenance", "created")},
-            "history": log.history,
-            "per_query": per_query_field(test),  # for paired significance tests (bench/significance.py)
-            "versions": package_versions(),
-            "git_commit": git_commit(),
-            "timestamp": now_iso(),
-            "command": spec.get("command"),
-        }
-        if hasattr(model, "record_extras"):  # e.g. VIP5/P5: decoding, real vocabulary, which training
-            rec |= model.record_extras(task)
+        rec = _record(run, variant, test, time.perf_counter() - t1)
         paths.append(str(write_record(spec["results_dir"], rec)))
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run is complete: its records replace the checkpoints
     return paths
+
+
+def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
+    """One run record: metrics, efficiency figures, config, data and code provenance."""
+    import torch
+
+    from bench import distributed
+    from bench.config import config_dict
+    from bench.fingerprint import data_version
+    from bench.results import git_commit, now_iso, package_versions
+    from bench.significance import per_query_field
+
+    spec, cfg, data, model, log, device = run["spec"], run["cfg"], run["data"], run["model"], run["log"], run["device"]
+    name, task = spec["model"], spec["task"]
+    trainable, total = model.num_params()
+    val = log.history[log.best_epoch - 1].get("val") if log.best_epoch else None
+    mem, mem_kind = peak_memory(device)
+    rec = {
+        "schema": 1,
+        "model": name,
+        "task": task,
+        "dataset": data.name,
+        "seed": spec["seed"],
+        "prompt": variant,
+        "tag": spec.get("tag") or None,
+        "metrics": test.metrics,
+        "val_metrics": val,
+        "monitor": log.monitor,  # a multitask training monitors the mean over its tasks
+        "time_per_epoch_s": log.time_per_epoch_s,
+        "epochs": len(log.epoch_times),
+        "best_epoch": log.best_epoch,
+        "optimizer_steps": log.steps,  # None: the model does not count them (closed-form or library fits)
+        # at its epoch cap with the best validation score at the last epoch: still improving when it stopped
+        "still_improving": log.still_improving,
+        "fit_time_s": run["fit_s"],
+        "eval_time_s": eval_s,
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_pct": 100.0 * trainable / total if total else 0.0,
+        "peak_memory_mb": mem,
+        "memory_kind": mem_kind,
+        "peak_memory_model_mb": mem - run["base_mem"],  # building, training and evaluating the model: its own share
+        # processes that trained together (torchrun); time and memory above are per process (rank 0's)
+        "world_size": distributed.world_size(),
+        # jobs that ran side by side on this machine (bench run --jobs) and this process's torch threads:
+        # time per epoch is comparable only between runs with the same figures
+        "concurrent_jobs": spec.get("concurrent_jobs", 1),
+        "torch_threads": torch.get_num_threads(),
+        "peak_memory_mb_per_rank": run["rank_peaks"],
+        "device": device,
+        "indexing": data.indexing,
+        "candidates": "stored per dataset: target + 99 uniformly sampled never-interacted items" if task == "direct" else None,
+        "config": config_dict(cfg),
+        "dataset_defaults": spec.get("dataset_defaults") or None,  # config keys the model sets for this dataset
+        "visual_features": visual_features_used(cfg, data),
+        "dataset_manifest": {k: data.manifest.get(k) for k in ("counts", "seed", "provenance", "created")},
+        "data_version": data_version(data.manifest),
+        # bench run skips this job while its records carry the fingerprint it would have now (all job_records of them)
+        "job_fingerprint": run["fingerprint"],
+        "job_records": run["n_records"],
+        "history": log.history,
+        "per_query": per_query_field(test),  # for paired significance tests (bench/significance.py)
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "timestamp": now_iso(),
+        "command": spec.get("command"),
+    }
+    if hasattr(model, "record_extras"):  # e.g. VIP5/P5: decoding, real vocabulary, which training
+        rec |= model.record_extras(task)
+    return rec
 
 
 def main(argv: list[str]) -> int:
@@ -166,7 +212,12 @@ def main(argv: list[str]) -> int:
         atomic_write_json(Path(spec["out"]), {"ok": True, "records": paths})
         return 0
     except BaseException as e:  # noqa: BLE001 — reported to the runner, which shows it in the table
-        traceback.print_exc()
+        from bench.errors import BenchError
+
+        if isinstance(e, BenchError) and not spec.get("verbose"):  # expected: one line, no traceback
+            print(f"error: {e}", file=sys.stderr, flush=True)
+        else:
+            traceback.print_exc()
         atomic_write_json(Path(spec["out"]), {"ok": False, "error": f"{type(e).__name__}: {e}"})
         return 1
 
