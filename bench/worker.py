@@ -112,6 +112,9 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     val_limit = getattr(cfg, "val_queries", None)  # slow (generative) models validate on a fixed subset
     # per-run checkpoints: an interrupted run started again with the same command resumes
     ckpt_dir = checkpoint_dir(spec["results_dir"], _job_key(spec) | {"dataset": data.name, "indexing": data.indexing})
+    # a checkpoint that does not load is moved aside here (one warning line), so the job starts from scratch
+    resumed = checkpoint_epochs(ckpt_dir, name) if distributed.is_main() else None
+    distributed.barrier()
     log = FitLog(lambda: evaluate(model, data, task, "val", variants[0], limit=val_limit).metrics, MONITOR[task],
                  name=name, checkpoint_dir=ckpt_dir)
     t0 = time.perf_counter()
@@ -123,7 +126,8 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     fit_s = time.perf_counter() - t0
     run = {"spec": spec, "cfg": cfg, "data": data, "model": model, "log": log,
            "fit_s": fit_s, "base_mem": base_mem, "rank_peaks": rank_peaks, "device": device,
-           "n_records": len(variants), "fingerprint": fingerprint}
+           "n_records": len(variants), "fingerprint": fingerprint,
+           "resumed": resumed if hasattr(model, "save_training_state") else None}
     paths = []
     for variant in variants:
         t1 = time.perf_counter()
@@ -132,6 +136,38 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
         paths.append(str(write_record(spec["results_dir"], rec)))
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run is complete: its records replace the checkpoints
     return paths
+
+
+def checkpoint_epochs(ckpt_dir: Path, name: str) -> int | None:
+    """Epochs the checkpoint of an interrupted run holds (None: no checkpoint). One that does not load
+    (truncated, or a pickle that is not plain tensors: nothing in it runs, weights_only=True) is moved
+    aside, not deleted, with a one-line warning naming it, and the job starts from scratch."""
+    import datetime
+    import warnings
+
+    import numpy as np
+    import torch
+
+    if not ckpt_dir.is_dir():
+        return None
+    try:
+        log = ckpt_dir / "log.json"
+        epochs = len(json.loads(log.read_text())["history"]) if log.exists() else None
+        for p in sorted(ckpt_dir.rglob("*.pt")):
+            with warnings.catch_warnings():  # torch's notes on odd pickles: the one line below says enough
+                warnings.simplefilter("ignore")
+                torch.load(p, map_location="cpu", weights_only=True)
+        for p in sorted(ckpt_dir.rglob("*.npy")):
+            np.load(p, allow_pickle=False)
+        return epochs
+    except Exception as e:  # noqa: BLE001 — whatever is wrong with it, it cannot be resumed from
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        aside = ckpt_dir.with_name(f"{ckpt_dir.name}.unreadable-{stamp}")
+        ckpt_dir.rename(aside)
+        why = (str(e).strip().splitlines() or [""])[0][:160]
+        print(f"warning: [{name}] checkpoint {ckpt_dir} does not load ({type(e).__name__}: {why}); moved aside to "
+              f"{aside}; training starts from scratch", file=sys.stderr, flush=True)
+        return None
 
 
 def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
@@ -192,6 +228,8 @@ def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
         # bench run skips this job while its records carry the fingerprint it would have now (all job_records of them)
         "job_fingerprint": run["fingerprint"],
         "job_records": run["n_records"],
+        # epochs an interrupted run of this job had completed, taken over from its checkpoint (None: a fresh start)
+        "resumed_from_epoch": run["resumed"],
         "history": log.history,
         "per_query": per_query_field(test),  # for paired significance tests (bench/significance.py)
         "versions": package_versions(),

@@ -126,3 +126,40 @@ def test_a_closed_pipe_ends_quietly(tiny_root):
     err = proc.stderr.read().decode()
     proc.wait(timeout=120)
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_a_checkpoint_that_does_not_load_is_moved_aside_and_runs_nothing(tmp_path, capsys):
+    import pickle
+
+    import torch
+
+    from bench.worker import checkpoint_epochs
+
+    good = tmp_path / "good" / "seed1"
+    (good / "last").mkdir(parents=True)
+    (good / "log.json").write_text(json.dumps({"history": [{"epoch": 1}, {"epoch": 2}]}))
+    torch.save({"w": torch.zeros(2)}, good / "last" / "state.pt")
+    assert checkpoint_epochs(good, "m") == 2 and good.is_dir()
+    assert checkpoint_epochs(tmp_path / "none", "m") is None
+
+    evil = tmp_path / "evil" / "seed1"
+    (evil / "last").mkdir(parents=True)
+    (evil / "log.json").write_text(json.dumps({"history": [{"epoch": 1}]}))
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (evil / "last" / "state.pt").write_bytes(pickle.dumps(Payload()))
+    assert checkpoint_epochs(evil, "m") is None
+    assert not marker.exists(), "the pickle in a checkpoint must never run"
+    assert not evil.exists() and len(list(evil.parent.glob("seed1.unreadable-*"))) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: [m] checkpoint {evil} does not load") and err.count("\n") == 1
+
+    torn = tmp_path / "torn" / "seed1"
+    torn.mkdir(parents=True)
+    (torn / "log.json").write_text('{"history": [')
+    assert checkpoint_epochs(torn, "m") is None and not torn.exists()
+    assert "moved aside to" in capsys.readouterr().err
