@@ -30,7 +30,7 @@ from torch import nn
 from bench.data import BenchData
 from bench.model import TorchNetState, rank_by_scores
 from bench.registry import register_model
-from bench.sampling import sample_negatives, training_pairs
+from bench.sampling import embedding_optimizer, epoch_tensors, sample_negatives, training_pairs
 from bench.train import progress
 
 
@@ -45,14 +45,18 @@ class BPRMLPConfig:
     batch_size: int = 256
     epochs: int = 100
     patience: int = 10  # epochs without validation NDCG@10 improvement before stopping
+    # "sparse_adam": the embedding rows a batch uses get their Adam step (lazy Adam, sparse
+    # gradients), so a step costs the batch, not the catalogue; "adam": every row every step
+    # (dense), whose cost grows with the number of users and items
+    embedding_optimizer: str = "sparse_adam"
 
 
 class NeuMF(nn.Module):
     def __init__(self, n_users: int, n_items: int, cfg: BPRMLPConfig):
         super().__init__()
-        d = cfg.factors
-        self.user_gmf, self.item_gmf = nn.Embedding(n_users, d), nn.Embedding(n_items, d)
-        self.user_mlp, self.item_mlp = nn.Embedding(n_users, d), nn.Embedding(n_items, d)
+        d, sparse = cfg.factors, cfg.embedding_optimizer == "sparse_adam"
+        self.user_gmf, self.item_gmf = nn.Embedding(n_users, d, sparse=sparse), nn.Embedding(n_items, d, sparse=sparse)
+        self.user_mlp, self.item_mlp = nn.Embedding(n_users, d, sparse=sparse), nn.Embedding(n_items, d, sparse=sparse)
         tower, width = [], 2 * d
         for out in cfg.layers:
             tower += [nn.Linear(width, out), nn.ReLU(), nn.Dropout(cfg.dropout)]
@@ -98,24 +102,26 @@ class BPRMLP(TorchNetState):
         rest = [*self.net.mlp.parameters(), *self.net.fuse.parameters()]
         # embeddings get the per-sample L2 in the loss instead of weight decay, which with Adam
         # would shrink every row at every step, also the rows the batch did not use
-        opt = torch.optim.Adam([{"params": emb}, {"params": rest, "weight_decay": cfg.weight_decay}], lr=cfg.lr)
+        opts = [embedding_optimizer(cfg.embedding_optimizer, emb, cfg.lr),
+                torch.optim.Adam(rest, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)]
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
             self.net.train()
             order = self.rng.permutation(len(users))
             negs = sample_negatives(users, seen, n_items, self.rng)
+            u_all, ij_all = epoch_tensors(users, items, negs, order, self.device)  # [N], [N, 2] (pos, neg)
             total = 0.0
             for start in progress(range(0, len(order), cfg.batch_size), desc="bpr_mlp batches"):
-                idx = order[start : start + cfg.batch_size]
-                u = torch.from_numpy(users[idx]).to(self.device)  # [B]
-                ij = torch.from_numpy(np.stack([items[idx], negs[idx]], 1)).to(self.device)  # [B, 2] (pos, neg)
+                u, ij = u_all[start : start + cfg.batch_size], ij_all[start : start + cfg.batch_size]  # [B], [B, 2]
                 x = self.net(u, ij)  # [B, 2]: one pass for both items
                 loss = -F.logsigmoid(x[:, 0] - x[:, 1]).mean() + cfg.l2 * self.net.sq_norms(u, ij).mean()
-                opt.zero_grad(set_to_none=True)
+                for opt in opts:
+                    opt.zero_grad(set_to_none=True)
                 loss.backward()
-                opt.step()
-                total += loss.item() * len(idx)
+                for opt in opts:
+                    opt.step()
+                total += loss.detach() * len(u)  # summed on the device: no synchronisation per batch
             log.add_steps(-(-len(order) // cfg.batch_size))
-            log.loss(total / len(order))
+            log.loss(float(total) / len(order))
 
     @torch.no_grad()
     def _scores(self, batch, cands) -> np.ndarray:

@@ -32,7 +32,7 @@ from torch import nn
 from bench.data import BenchData
 from bench.model import TorchNetState, rank_by_scores
 from bench.registry import register_model
-from bench.sampling import sample_negatives, training_pairs
+from bench.sampling import embedding_optimizer, epoch_tensors, sample_negatives, training_pairs
 from bench.train import progress
 
 
@@ -49,6 +49,9 @@ class VBPRConfig:
     batch_size: int = 256
     epochs: int = 100
     patience: int = 10  # epochs without validation NDCG@10 improvement before stopping
+    # "sparse_adam": a batch's embedding rows get their Adam step (lazy Adam, sparse gradients),
+    # so a step costs the batch, not the catalogue; "adam": every row every step (dense)
+    embedding_optimizer: str = "sparse_adam"
 
 
 class VBPRNet(nn.Module):
@@ -57,9 +60,11 @@ class VBPRNet(nn.Module):
         n_items, dim = features.shape
         # [n_items, D] fixed data, not trained and not saved with the checkpoint
         self.register_buffer("features", features, persistent=False)
-        self.beta_item = nn.Embedding(n_items, 1)
-        self.gamma_user, self.gamma_item = nn.Embedding(n_users, cfg.factors), nn.Embedding(n_items, cfg.factors)
-        self.theta_user = nn.Embedding(n_users, cfg.visual_factors)
+        sparse = cfg.embedding_optimizer == "sparse_adam"
+        self.beta_item = nn.Embedding(n_items, 1, sparse=sparse)
+        self.gamma_user = nn.Embedding(n_users, cfg.factors, sparse=sparse)
+        self.gamma_item = nn.Embedding(n_items, cfg.factors, sparse=sparse)
+        self.theta_user = nn.Embedding(n_users, cfg.visual_factors, sparse=sparse)
         self.E = nn.Linear(dim, cfg.visual_factors, bias=False)  # f_i -> E f_i
         self.beta_visual = nn.Linear(dim, 1, bias=False)  # f_i -> beta' . f_i
         for emb in (self.gamma_user, self.gamma_item, self.theta_user):
@@ -99,31 +104,32 @@ class VBPR(TorchNetState):
         seen = np.unique(users * n_items + items)  # sorted keys for the negative sampler
         # the paper's L2 goes into the loss for the rows a triple touches (Adam's weight decay
         # would shrink every row at every step); E and beta' take weight decay lambda_E
-        opt = torch.optim.Adam([
-            {"params": [net.beta_item.weight, net.gamma_user.weight, net.gamma_item.weight, net.theta_user.weight]},
-            {"params": [net.E.weight, net.beta_visual.weight], "weight_decay": cfg.lambda_e},
-        ], lr=cfg.lr)
+        rows = [net.beta_item.weight, net.gamma_user.weight, net.gamma_item.weight, net.theta_user.weight]
+        opts = [embedding_optimizer(cfg.embedding_optimizer, rows, cfg.lr),
+                torch.optim.Adam([net.E.weight, net.beta_visual.weight], lr=cfg.lr, weight_decay=cfg.lambda_e,
+                                 fused=True)]
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
             net.train()
             order = self.rng.permutation(len(users))
             negs = sample_negatives(users, seen, n_items, self.rng)
+            u_all, ij_all = epoch_tensors(users, items, negs, order, self.device)  # [N], [N, 2] (pos, neg)
             total = 0.0
             for start in progress(range(0, len(order), cfg.batch_size), desc="vbpr batches"):
-                idx = order[start : start + cfg.batch_size]
-                u = torch.from_numpy(users[idx]).to(self.device)  # [B]
-                ij = torch.from_numpy(np.stack([items[idx], negs[idx]], 1)).to(self.device)  # [B, 2] (pos, neg)
+                u, ij = u_all[start : start + cfg.batch_size], ij_all[start : start + cfg.batch_size]  # [B], [B, 2]
                 x = net(u, ij)  # [B, 2]
                 reg = cfg.lambda_theta * (
                     net.gamma_user(u).pow(2).sum(-1) + net.theta_user(u).pow(2).sum(-1)
                     + net.gamma_item(ij).pow(2).sum((-2, -1))
                 ) + cfg.lambda_beta * net.beta_item(ij).pow(2).sum((-2, -1))  # [B]
                 loss = -F.logsigmoid(x[:, 0] - x[:, 1]).mean() + reg.mean()
-                opt.zero_grad(set_to_none=True)
+                for opt in opts:
+                    opt.zero_grad(set_to_none=True)
                 loss.backward()
-                opt.step()
-                total += loss.item() * len(idx)
+                for opt in opts:
+                    opt.step()
+                total += loss.detach() * len(u)  # summed on the device: no synchronisation per batch
             log.add_steps(-(-len(order) // cfg.batch_size))
-            log.loss(total / len(order))
+            log.loss(float(total) / len(order))
 
     @torch.no_grad()
     def _scores(self, batch, cands) -> np.ndarray:

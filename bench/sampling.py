@@ -1,4 +1,4 @@
-"""Negative sampling shared by the BPR-trained baselines (BPR-MLP, VBPR)."""
+"""Negative sampling and batching shared by the BPR-trained baselines (BPR-MLP, VBPR)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,26 @@ def sample_negatives(users: np.ndarray, seen: np.ndarray, n_items: int, rng: np.
         unseen = np.setdiff1d(np.arange(n_items), seen[lo:hi] - u * n_items)
         neg[b] = rng.choice(unseen) if len(unseen) else rng.integers(n_items)
     return neg
+
+
+def epoch_tensors(users: np.ndarray, items: np.ndarray, negs: np.ndarray, order: np.ndarray, device: str):
+    """One epoch's BPR triples in training order, built once: users [N] and (positive, negative)
+    items [N, 2] as tensors on `device`, so that a batch is a slice (no per-batch copies)."""
+    import torch
+
+    u = torch.from_numpy(np.ascontiguousarray(users[order])).to(device)  # [N]
+    ij = torch.from_numpy(np.stack([items[order], negs[order]], 1)).to(device)  # [N, 2]
+    return u, ij
+
+
+def embedding_optimizer(name: str, params: list, lr: float):
+    """The optimizer of BPR embedding tables. ``sparse_adam``: lazy Adam on sparse gradients, only
+    the rows a batch uses are stepped, so a step costs the batch, not the catalogue (the tables
+    must be ``nn.Embedding(..., sparse=True)``); ``adam``: dense Adam, every row every step."""
+    import torch
+
+    if name == "sparse_adam":
+        return torch.optim.SparseAdam(params, lr=lr)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    raise ValueError(f"embedding_optimizer {name!r}: expected sparse_adam or adam")

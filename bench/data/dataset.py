@@ -34,7 +34,9 @@ from bench.errors import BenchError, MissingDataError, UnknownNameError
 TASKS = ("sequential", "direct", "explanation")
 SPLITS = ("val", "test")
 SYNTHETIC = "synthetic"
-EMBEDDED = (SYNTHETIC,)  # generated on first use under their own name (`bench data generate --preset` for others)
+# generated on first use from the generator preset of its name (bench.data.synthetic.PRESETS);
+# the other presets (`sparse`) are made with: python -m bench data generate --preset NAME
+EMBEDDED = (SYNTHETIC,)
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def check_dataset_name(name: str, root: str | Path | None = None) -> None:
 
 
 def load_dataset(name: str, root: str | Path | None = None, indexing: str = "random", verify: bool = True) -> BenchData:
-    """Load (generating `synthetic` on first use, or again when an older generator made it) and
+    """Load (generating an embedded dataset on first use, or again when an older generator made it) and
     validate a dataset; an imported dataset of an older format is refused with the re-import command."""
     root = data_root(root)
     if indexing not in INDEXINGS:
@@ -90,7 +92,7 @@ def load_dataset(name: str, root: str | Path | None = None, indexing: str = "ran
     if name in EMBEDDED and not (ds_dir / "manifest.json").exists():
         from bench.data.synthetic import generate
 
-        generate(root, name=name)
+        generate(root, name=name, preset=name)
     check_dataset_name(name, root)
     ensure_current(name, root)
     return BenchData.load(ds_dir, indexing=indexing, verify=verify)

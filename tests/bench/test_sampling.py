@@ -14,3 +14,33 @@ def test_negative_sampling_ends_for_users_who_have_seen_every_item():
     neg = sample_negatives(users, seen, n_items, np.random.default_rng(0))
     assert neg[2] == neg[3] == 4  # user 1's only unseen item
     assert neg[4] != 1 and all(0 <= n < n_items for n in neg)  # user 0 has seen all: any item
+
+
+def test_epoch_tensors_are_the_triples_in_training_order():
+    import numpy as np
+
+    from bench.sampling import epoch_tensors
+
+    users, items, negs = np.array([0, 1, 2]), np.array([5, 6, 7]), np.array([8, 9, 4])
+    u, ij = epoch_tensors(users, items, negs, np.array([2, 0, 1]), "cpu")
+    assert u.tolist() == [2, 0, 1] and ij.tolist() == [[7, 4], [5, 8], [6, 9]]
+
+
+def test_sparse_adam_steps_only_the_rows_a_batch_uses_and_dense_adam_every_row():
+    import pytest
+    import torch
+
+    from bench.sampling import embedding_optimizer
+
+    for name, sparse, moved in (("sparse_adam", True, {1}), ("adam", False, {0, 1, 2})):
+        torch.manual_seed(0)
+        emb = torch.nn.Embedding(3, 2, sparse=sparse)
+        opt = embedding_optimizer(name, [emb.weight], lr=0.1)
+        for _ in range(2):  # a first step touches every row (rows 0, 2), then only row 1
+            before = emb.weight.detach().clone()
+            opt.zero_grad()
+            emb(torch.tensor([1] if _ else [0, 1, 2])).sum().backward()
+            opt.step()
+        assert {r for r in range(3) if not torch.equal(before[r], emb.weight[r])} == moved
+    with pytest.raises(ValueError, match="sparse_adam or adam"):
+        embedding_optimizer("sgd", [emb.weight], lr=0.1)
