@@ -31,8 +31,8 @@ from bench.io import atomic_torch_save, atomic_write_json, file_lock
 DECODING_KEYS = frozenset({"beams", "constrained", "scoring", "eval_batch_size"})
 # keys VIP5 hands on to the P5 model it is built on (the rest of that P5 config is P5's own defaults)
 BACKBONE_KEYS = ("backbone_size", "vocab_size", "max_history", "max_input_len", "max_target_len", "batch_size",
-                 "dropout", "seq_samples_per_user", "direct_samples_per_user", "train_candidates", "val_queries",
-                 "amp")
+                 "dropout", "seq_samples_per_user", "direct_samples_per_user", "expl_samples_per_review",
+                 "train_candidates", "val_queries", "amp")
 MODELS_DIR = Path(__file__).resolve().parent
 
 
