@@ -39,6 +39,10 @@ from bench.tables import (
 
 RANK_FIG_METRICS = ["hr@10", "ndcg@10"]
 TEXT_FIG_METRICS = ["bleu-4", "rouge-l"]
+# the no-model level every figure draws: popularity for ranking, the retrieval reference for text
+REFERENCE_MODEL = {"sequential": "pop", "direct": "pop", "explanation": "explain_ref"}
+# the per-query metric of the paired test (bench/significance.py): per-user NDCG@10, per-record ROUGE-L
+TESTED_METRIC = {"sequential": "ndcg@10", "direct": "ndcg@10", "explanation": "rouge-l"}
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,11 @@ def study_tables(records: list[dict], study: str, dataset: str, model: str | Non
             t.notes = [f"Setting = tag {study}-<setting>; test split, mean ± std over seeds; best per column in bold "
                        "(lower is better for s/epoch, trainable %, memory).",
                        "Configurations seen: " + ", ".join(fixed) + "."]
+            levels = reference_levels(records, task, COLUMNS[task])
+            t.notes += [f"No-model level ({name}): " + ", ".join(f"{m.lower()} {v:.4f}" for m, v in lv.items()) + "."
+                        for name, lv in levels.items()]
+            note = significance_note(by_setting, task)
+            t.notes += [note[0]] if note else []
             tables.append(t)
     return tables
 
@@ -170,6 +179,47 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
     return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
+
+
+def _figure_prompt(task: str, recs: list[dict]) -> str | None:
+    prompts = {r.get("prompt") for r in recs}
+    return UNSEEN[task] if UNSEEN[task] in prompts else sorted(prompts, key=lambda p: prompt_key(p or ""))[0]
+
+
+def reference_levels(records: list[dict], task: str, metrics: list[str]) -> dict[str, dict[str, float]]:
+    """{reference model: {METRIC: mean over its untagged records}} for `task` (empty if it never ran)."""
+    name = REFERENCE_MODEL[task]
+    recs = [r for r in records if r["model"] == name and r["task"] == task and not r.get("tag")]
+    levels = {m.upper(): float(np.mean([r["metrics"][m] for r in recs])) for m in metrics
+              if recs and all(m in r["metrics"] for r in recs)}
+    return {name: levels} if levels else {}
+
+
+def significance_note(by_setting: dict[str, list[dict]], task: str) -> tuple[str, int] | None:
+    """(one sentence, number of significant differences): each setting against the first one (the
+    study's reference setting), by the project's paired test on the figure's prompt."""
+    from bench.significance import ALPHA, paired_test
+
+    recs = {label: [r for r in rs if r["task"] == task] for label, rs in by_setting.items()}
+    recs = {label: rs for label, rs in recs.items() if rs}
+    if len(recs) < 2:
+        return None
+    prompt = _figure_prompt(task, [r for rs in recs.values() for r in rs])
+    metric = TESTED_METRIC[task]
+    (first, base), parts, significant = next(iter(recs.items())), [], 0
+    for label, rs in list(recs.items())[1:]:
+        res = paired_test([r for r in rs if r.get("prompt") == prompt], [r for r in base if r.get("prompt") == prompt],
+                          metric)
+        if res is None:
+            continue
+        significant += res.p < ALPHA
+        parts.append(f"{label} {res.diff:+.4f} (p = {res.p:.3g})")
+    if not parts:
+        return None
+    verdict = (f"{significant} of {len(parts)} difference(s) significant at p < {ALPHA}" if significant
+               else f"no difference is significant at p < {ALPHA}")
+    return (f"Paired test ({metric}, prompt {prompt or '-'}) against `{first}`: " + "; ".join(parts)
+            + f" — {verdict}."), significant
 
 
 def study_figure(records: list[dict], study: str, dataset: str, model: str | None = None) -> bytes | None:
@@ -183,13 +233,15 @@ def study_figure(records: list[dict], study: str, dataset: str, model: str | Non
         recs = {label: [r for r in rs if r["task"] == task] for label, rs in by_setting.items()}
         if not any(recs.values()):
             continue
-        prompts = {r.get("prompt") for rs in recs.values() for r in rs}
-        prompt = UNSEEN[task] if UNSEEN[task] in prompts else sorted(prompts, key=lambda p: prompt_key(p or ""))[0]
+        prompt = _figure_prompt(task, [r for rs in recs.values() for r in rs])
         metrics = TEXT_FIG_METRICS if task == "explanation" else RANK_FIG_METRICS
         series = {m.upper(): [_mean_std([r["metrics"][m] for r in rs if r.get("prompt") == prompt and m in r["metrics"]])
                               for rs in recs.values()] for m in metrics}
-        panels.append(Panel(f"{task}" + (f" ({prompt})" if prompt else ""), list(recs), series,
-                            "%" if task == "explanation" else "", STUDIES[study].xlabel))
+        note = significance_note(by_setting, task)
+        verdict = "" if note is None else (" — significant difference(s)" if note[1] else " — no significant difference")
+        panels.append(Panel(f"{task}" + (f" ({prompt})" if prompt else "") + verdict, list(recs), series,
+                            "%" if task == "explanation" else "", STUDIES[study].xlabel,
+                            refs=reference_levels(records, task, metrics)))
     st = STUDIES[study]
     return bar_figure(panels, f"Figure {st.figure} analogue: {st.title} — {dataset}")
 

@@ -20,6 +20,9 @@ class Panel:
     series: dict[str, list[tuple[float | None, float | None]]]  # legend label -> (mean, std) per group
     ylabel: str = ""
     xlabel: str = ""
+    # reference levels drawn as dashed lines across the panel, e.g. {"pop": {"HR@10": 0.28}}:
+    # reference name -> series label -> value (the line takes that series' colour)
+    refs: dict[str, dict[str, float]] | None = None
 
 
 def bar_figure(panels: list[Panel], suptitle: str = "") -> bytes:
@@ -36,10 +39,15 @@ def bar_figure(panels: list[Panel], suptitle: str = "") -> bytes:
     for ax, p in zip(axes, panels, strict=False):
         x = np.arange(len(p.groups))
         bar = 0.8 / max(len(p.series), 1)
+        colours = {}
         for s, (name, vals) in enumerate(p.series.items()):
             means = [np.nan if m is None else m for m, _ in vals]
             errs = None if all(e is None for _, e in vals) else [0.0 if e is None else e for _, e in vals]
-            ax.bar(x + (s - (len(p.series) - 1) / 2) * bar, means, bar, yerr=errs, capsize=3, label=name)
+            bars = ax.bar(x + (s - (len(p.series) - 1) / 2) * bar, means, bar, yerr=errs, capsize=3, label=name)
+            colours[name] = bars.patches[0].get_facecolor() if bars.patches else None
+        for ref, levels in (p.refs or {}).items():
+            for name, level in levels.items():
+                ax.axhline(level, ls="--", lw=1.2, color=colours.get(name), label=f"{ref} ({name})")
         ax.set_xticks(x, p.groups, rotation=20 if max((len(g) for g in p.groups), default=0) > 8 else 0)
         ax.set_title(p.title, fontsize=10)
         ax.set_ylabel(p.ylabel)

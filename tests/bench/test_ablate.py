@@ -120,3 +120,20 @@ def test_vip5_multimodal_study_on_the_tiny_dataset(tiny_root, tmp_path):
                  *[x for s in sets for x in ("--set", s)]]) == 0
     assert (out / "tiny" / "multimodal.png").read_bytes().startswith(PNG)
     assert len(list((results / "runs" / "tiny" / "direct").rglob("vip5+multimodal-*/seed1__B-8.json"))) == 2
+
+
+def test_study_notes_draw_the_no_model_level_and_say_what_is_significant():
+    recs = [fake_record("pop", "direct", 1, strength=0.2, n=400)]
+    for label, strength in (("text-only", 0.3), ("multimodal", 0.6)):  # far apart: significant
+        recs += [fake_record("vip5", "direct", s, strength=strength, prompt=p, n=400, tag=f"multimodal-{label}")
+                 for s in (1, 2, 3) for p in ("B-5", "B-8")]
+    notes = " ".join(study_tables(recs, "multimodal", "fake")[0].notes)
+    pop_hr10 = recs[0]["metrics"]["hr@10"]
+    assert "No-model level (pop): " in notes and f"hr@10 {pop_hr10:.4f}" in notes
+    assert "against `text-only`: multimodal +" in notes and "1 of 1 difference(s) significant at p < 0.05" in notes
+    alone = [r for r in recs if r.get("tag") != "multimodal-multimodal"]  # one setting left: nothing to test
+    assert not any("Paired test" in n for n in study_tables(alone, "multimodal", "fake")[0].notes)
+    # the same runs under both settings: no difference at all
+    twin = recs[:1] + [dict(r, tag=t) for r in recs[1:7] for t in ("multimodal-text-only", "multimodal-multimodal")]
+    assert "no difference is significant" in " ".join(study_tables(twin, "multimodal", "fake")[0].notes)
+    assert study_figure(recs, "multimodal", "fake").startswith(PNG)
