@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import TorchNetState
+from bench.model import TorchNetState, TrainingCheckpoint
 from bench.registry import register_model
 from bench.text import Vocab, greedy_decode, pad_batch
 from bench.train import progress
@@ -93,7 +93,7 @@ class Attn2SeqNet(nn.Module):
 
 
 @register_model("attn2seq", tasks={"explanation"}, config=Attn2SeqConfig)
-class Attn2Seq(TorchNetState):
+class Attn2Seq(TrainingCheckpoint, TorchNetState):
     """Attn2Seq (Dong et al., EACL 2017): attribute encoder and attentive LSTM decoder."""
 
     REQUIRES = ("reviews",)  # (bench/registry.py: data needs)
@@ -114,6 +114,7 @@ class Attn2Seq(TorchNetState):
         items = torch.tensor([r.item for r in train], device=dev)  # [N]
         text = pad_batch([self.vocab.encode(r.explanation, cfg.max_words, bos=True, eos=True) for r in train]).to(dev)  # [N, L]
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self._train_state = {"opt": opt}  # checkpointed after every epoch (exact resume)
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
             self.net.train()
             order = torch.from_numpy(self.rng.permutation(len(train))).to(dev)

@@ -114,6 +114,22 @@ class BPRMF:
         if isinstance(getattr(self.model, "item_factors", None), np.ndarray):
             self.model.user_factors, self.model.item_factors = self.user_f.copy(), self.item_f.copy()
 
+    def save_training_state(self, path: Path) -> None:
+        """For exact resume (FitLog, after every epoch): the factors are implicit's whole training state,
+        since every epoch re-seeds its sampler from the epoch number."""
+        self.save(path)
+
+    def load_training_state(self, path: Path) -> None:
+        self.load(path)
+        # a fresh implicit model holds no factors and would draw new ones: hand it these to continue from
+        if self.model.item_factors is None:
+            user_f, item_f = self.user_f.copy(), self.item_f.copy()
+            if type(self.model).__module__.startswith("implicit.gpu"):
+                import implicit.gpu
+
+                user_f, item_f = implicit.gpu.Matrix(user_f), implicit.gpu.Matrix(item_f)
+            self.model.user_factors, self.model.item_factors = user_f, item_f
+
     def num_params(self) -> tuple[int, int]:
         n = self.user_f.size + self.item_f.size
         return n, n

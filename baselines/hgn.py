@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import TorchNetState, rank_by_scores
+from bench.model import TorchNetState, TrainingCheckpoint, rank_by_scores
 from bench.registry import register_model
 from bench.train import progress
 
@@ -115,7 +115,7 @@ def sliding_windows(seqs: list[np.ndarray], L: int, T: int) -> tuple[np.ndarray,
 
 
 @register_model("hgn", tasks={"sequential"}, config=HGNConfig)
-class HGN(TorchNetState):
+class HGN(TrainingCheckpoint, TorchNetState):
     """HGN (Ma et al., KDD 2019): feature and instance gating over the last L items, plus user and item-item terms."""
 
     TUNE_GRID = {"L": [3, 5], "l2": [1e-4, 1e-3], "batch_size": [512, 4096]}
@@ -143,6 +143,7 @@ class HGN(TorchNetState):
         seen = sp.csr_matrix((np.ones(len(rows)), (rows, np.concatenate(train))), shape=(self.data.n_users, self.data.n_items))
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.l2)
         to = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
+        self._train_state = {"opt": opt}  # checkpointed after every epoch (exact resume)
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
             self.net.train()
             order = self.rng.permutation(len(users))

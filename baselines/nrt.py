@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import TorchNetState
+from bench.model import TorchNetState, TrainingCheckpoint
 from bench.registry import register_model
 from bench.text import Vocab, greedy_decode, pad_batch
 from bench.train import progress
@@ -83,7 +83,7 @@ class NRTNet(nn.Module):
 
 
 @register_model("nrt", tasks={"explanation"}, config=NRTConfig)
-class NRT(TorchNetState):
+class NRT(TrainingCheckpoint, TorchNetState):
     """NRT (Li et al., SIGIR 2017): MLP rating regression + GRU tips generation, trained jointly."""
 
     REQUIRES = ("reviews",)  # (bench/registry.py: data needs)
@@ -108,6 +108,7 @@ class NRT(TorchNetState):
         ratings = torch.tensor([r.rating for r in train], dtype=torch.float32, device=dev)  # [N]
         text = pad_batch([self.vocab.encode(r.explanation, cfg.max_words, bos=True, eos=True) for r in train]).to(dev)  # [N, L]
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self._train_state = {"opt": opt}  # checkpointed after every epoch (exact resume)
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
             self.net.train()
             order = torch.from_numpy(self.rng.permutation(len(train))).to(dev)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import TorchNetState
+from bench.model import TorchNetState, TrainingCheckpoint
 from bench.registry import register_model
 from bench.text import Vocab, greedy_decode, pad_batch
 from bench.train import progress
@@ -115,7 +115,7 @@ class PETERNet(nn.Module):
 
 
 @register_model("peter", tasks={"explanation"}, config=PETERConfig)
-class PETER(TorchNetState):
+class PETER(TrainingCheckpoint, TorchNetState):
     """PETER (Li, Zhang & Chen, ACL 2021): Transformer over [user, item, words] with the PETER mask."""
 
     REQUIRES = ("reviews",)  # (bench/registry.py: data needs)
@@ -148,6 +148,7 @@ class PETER(TorchNetState):
         hints = self._hints([r.feature for r in train])  # [N, H]
         text = pad_batch([self.vocab.encode(r.explanation, cfg.max_words, bos=True, eos=True) for r in train]).to(dev)  # [N, W+2]
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self._train_state = {"opt": opt}  # checkpointed after every epoch (exact resume)
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
             self.net.train()
             order = torch.from_numpy(self.rng.permutation(len(train))).to(dev)

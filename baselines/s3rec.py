@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import TorchNetState, rank_by_scores
+from bench.model import TorchNetState, TrainingCheckpoint, rank_by_scores
 from bench.registry import register_model
 from bench.train import progress
 
@@ -207,7 +207,7 @@ def pretrain_batch(seqs: list[np.ndarray], long_seq: np.ndarray, n_items: int, m
 
 
 @register_model("s3rec", tasks={"sequential"}, config=S3RecConfig)
-class S3Rec(TorchNetState):
+class S3Rec(TrainingCheckpoint, TorchNetState):
     """S3-Rec (Zhou et al., CIKM 2020): self-supervised pre-training (AAP, MIP, MAP, SP), then next-item fine-tuning."""
 
     REQUIRES = ("attributes",)  # item attributes for the AAP/MAP pre-training (bench/registry.py: data needs)
@@ -267,6 +267,7 @@ class S3Rec(TorchNetState):
         train = [s[-(cfg.max_len + 1) :] for s in self.data.train_sequences() if len(s) >= 2]
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         n_items = self.data.n_items
+        self._train_state = {"opt": opt}  # checkpointed after every epoch (exact resume)
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
             self.net.train()
             order = self.rng.permutation(len(train))

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import TorchNetState, rank_by_scores
+from bench.model import TorchNetState, TrainingCheckpoint, rank_by_scores
 from bench.registry import register_model
 from bench.train import progress
 
@@ -82,7 +82,7 @@ class SASRecNet(nn.Module):
 
 
 @register_model("sasrec", tasks={"sequential"}, config=SASRecConfig)
-class SASRec(TorchNetState):
+class SASRec(TrainingCheckpoint, TorchNetState):
     """SASRec (Kang & McAuley, ICDM 2018): causal self-attention over the item history."""
 
     RUN_COST = 2  # ~100 epochs to early stopping: started before HGN and pop by `bench run --jobs`
@@ -109,6 +109,7 @@ class SASRec(TorchNetState):
         train = [s[-(cfg.max_len + 1) :] for s in self.data.train_sequences() if len(s) >= 2]
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
         n_items = self.data.n_items
+        self._train_state = {"opt": opt}  # checkpointed after every epoch (exact resume)
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
             self.net.train()
             order = self.rng.permutation(len(train))

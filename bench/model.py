@@ -8,6 +8,7 @@ state into a freshly constructed instance with the same config and data.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -62,6 +63,36 @@ class TorchNetState:
 
     def num_params(self) -> tuple[int, int]:
         return torch_param_counts(self.net)
+
+
+class TrainingCheckpoint:
+    """save_training_state / load_training_state for exact resume (FitLog calls them after every
+    epoch, bench/train.py): the module `self.net`, whatever `fit` put in `self._train_state`
+    before its epoch loop ({"opt": optimizer, "sched": schedule, ...}: anything with
+    state_dict/load_state_dict) and the model's own NumPy generator `self.rng` (batch order,
+    negatives), if it has one. The global RNGs (Python, NumPy, torch) are FitLog's to keep.
+    One file of tensors and JSON text, written atomically: it loads with weights_only=True."""
+
+    TRAINING_STATE_FILE = "state.pt"
+
+    def save_training_state(self, path: Path) -> None:
+        from bench.io import atomic_torch_save
+
+        state = {"net": self.net.state_dict()} | {k: v.state_dict() for k, v in self._train_state.items()}
+        rng = getattr(self, "rng", None)
+        if isinstance(rng, np.random.Generator):
+            state["rng"] = json.dumps(rng.bit_generator.state)  # a 128-bit PCG64 state: JSON keeps big ints exact
+        atomic_torch_save(Path(path) / self.TRAINING_STATE_FILE, state)
+
+    def load_training_state(self, path: Path) -> None:
+        import torch
+
+        state = torch.load(Path(path) / self.TRAINING_STATE_FILE, map_location=self.device, weights_only=True)
+        self.net.load_state_dict(state["net"])
+        for k, v in self._train_state.items():
+            v.load_state_dict(state[k])
+        if "rng" in state:
+            self.rng.bit_generator.state = json.loads(state["rng"])
 
 
 def rank_by_scores(

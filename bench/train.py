@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -23,6 +24,35 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """The global RNGs' state for a checkpoint: Python's and NumPy's legacy generator as JSON
+    text, torch's (CPU, and every CUDA device in use) as byte tensors, so that the file loads
+    with torch.load(weights_only=True)."""
+    import torch
+
+    version, internal, gauss = random.getstate()
+    name, key, pos, has_gauss, cached = np.random.get_state()
+    out = {"python": json.dumps([version, list(internal), gauss]),
+           "numpy": json.dumps([name, key.tolist(), int(pos), int(has_gauss), float(cached)]),
+           "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_state(state: dict) -> None:
+    """Put back what `rng_state` took."""
+    import torch
+
+    version, internal, gauss = json.loads(state["python"])
+    random.setstate((version, tuple(internal), gauss))
+    name, key, pos, has_gauss, cached = json.loads(state["numpy"])
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def resolve_device(device: str) -> str:
@@ -113,6 +143,8 @@ class FitLog:
         # paper's multitask P5/VIP5) instead of stopping early and restoring the best one
         self.keep_last = False
         self.stop_policy: dict | None = None  # what epochs() stopped by (patience, min_epochs, relative_patience)
+        # epochs an interrupted training had completed when epochs() took over its checkpoint (None: from scratch)
+        self.resumed_from_epoch: int | None = None
         self._loss: float | None = None
 
     def add_steps(self, n: int) -> None:
@@ -152,9 +184,12 @@ class FitLog:
         None = the default floor of `stop_rule`.
 
         With ``checkpoint_dir`` set, the best checkpoint and this log's state are kept there,
-        and a model with ``save_training_state``/``load_training_state`` (optimizer, schedule,
-        RNG) is checkpointed after every epoch: an interrupted run started again with the same
-        directory resumes after its last completed epoch.
+        and a model with ``save_training_state``/``load_training_state`` (network, optimizer,
+        schedule, its own generator: bench.model.TrainingCheckpoint) is checkpointed after every
+        epoch together with the global RNGs (Python, NumPy, torch): an interrupted run started
+        again with the same directory resumes after its last completed epoch and goes on exactly
+        as the uninterrupted run would have. Whatever the model draws before its epoch loop (its
+        first samples, a pre-training) is drawn again and then superseded by the checkpoint.
         """
         if max_epochs < 1:
             raise ValueError("max_epochs must be >= 1")
@@ -167,18 +202,10 @@ class FitLog:
             ckpt = Path(self.checkpoint_dir) if self.checkpoint_dir else Path(tmp)
             # every rank resumes from rank 0's checkpoint (one node: a shared file system)
             resumable = self.checkpoint_dir is not None and hasattr(model, "save_training_state")
-            best, state_file = ckpt / "best", ckpt / "log.json"
+            best = ckpt / "best"
             bad, first = 0, 1
-            if resumable and state_file.exists():
-                st = json.loads(state_file.read_text())
-                self.history, self.best_epoch, self.best_score, bad = st["history"], st["best_epoch"], st["best_score"], st["bad"]
-                self.steps = st.get("steps")
-                self.epoch_times = [row["train_s"] for row in self.history]
-                model.load_training_state(ckpt / "last")
-                first = len(self.history) + 1
-                self.say(f"resuming after epoch {first - 1} from {ckpt}")
-                if (bad >= patience_at(self.best_epoch) and first > min_epochs) or first > max_epochs:
-                    first = max_epochs + 1  # it had finished; only restore the best state below
+            if resumable and (ckpt / "log.json").exists():
+                bad, first = self._resume(model, ckpt, max_epochs, min_epochs, patience_at)
             t_start = time.perf_counter()
             epoch = first - 1
             for epoch in range(first, max_epochs + 1):
@@ -199,12 +226,10 @@ class FitLog:
                     bad = 0
                 else:
                     bad += 1
-                if resumable and main:
-                    model.save_training_state(ckpt / "last")
-                    from bench.io import atomic_write_json
-
-                    atomic_write_json(state_file, {"history": self.history, "best_epoch": self.best_epoch,
-                                                   "best_score": self.best_score, "bad": bad, "steps": self.steps})
+                stop = distributed.broadcast(bad >= patience_at(self.best_epoch) and epoch >= min_epochs
+                                             and not self.keep_last)
+                if resumable:
+                    self._checkpoint(model, ckpt, epoch, bad, stop)
                 elapsed = time.perf_counter() - t_start
                 done = epoch - first + 1
                 eta = elapsed / done * (max_epochs - epoch)
@@ -214,8 +239,7 @@ class FitLog:
                     f"epoch {epoch}/{max_epochs}{loss_s}{val_s} {self.epoch_times[-1]:.1f}s/epoch "
                     f"elapsed {_fmt_secs(elapsed)} ETA <= {_fmt_secs(eta)}"
                 )
-                if distributed.broadcast(bad >= patience_at(self.best_epoch) and epoch >= min_epochs
-                                         and not self.keep_last):
+                if stop:
                     self.stopped_early = True
                     self.say(f"early stop: no improvement for {bad} epochs (best epoch {self.best_epoch})")
                     break
@@ -225,6 +249,51 @@ class FitLog:
             elif validating and self.best_epoch is not None and self.best_epoch != last:
                 model.load(best)
                 self.say(f"restored best epoch {self.best_epoch}")
+
+    def _checkpoint(self, model, ckpt: Path, epoch: int, bad: int, stop: bool) -> None:
+        """After an epoch and its validation: the model's training state and each rank's RNG state
+        into a directory of their own, then log.json naming it, written last (atomically): a kill at
+        any moment leaves a log.json and a state of one and the same epoch."""
+        from bench.io import atomic_torch_save, atomic_write_json
+
+        state = ckpt / f"epoch-{epoch}"
+        if distributed.is_main():
+            state.mkdir(parents=True, exist_ok=True)
+            model.save_training_state(state)
+        # every rank's own: under torchrun each one draws its own dropout masks
+        atomic_torch_save(state / f"rng-rank{distributed.rank()}.pt", rng_state())
+        distributed.barrier()
+        if not distributed.is_main():
+            return
+        atomic_write_json(ckpt / "log.json", {"history": self.history, "best_epoch": self.best_epoch,
+                                              "best_score": self.best_score, "bad": bad, "steps": self.steps,
+                                              "stopped_early": stop, "state": state.name})
+        for old in ckpt.iterdir():  # earlier epochs' states (and "last", the layout before epoch directories)
+            if old.is_dir() and old != state and (old.name.startswith("epoch-") or old.name == "last"):
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _resume(self, model, ckpt: Path, max_epochs: int, min_epochs: int, patience_at) -> tuple[int, int]:
+        """Take over an interrupted run's checkpoint (its log, the model's training state, this rank's
+        RNG state) -> (epochs without improvement, the first epoch still to run)."""
+        import torch
+
+        st = json.loads((ckpt / "log.json").read_text())
+        self.history, self.best_epoch, self.best_score, bad = st["history"], st["best_epoch"], st["best_score"], st["bad"]
+        self.steps = st.get("steps")
+        self.epoch_times = [row["train_s"] for row in self.history]
+        state = ckpt / st.get("state", "last")  # "last": a checkpoint written before epoch directories
+        model.load_training_state(state)
+        rng = state / f"rng-rank{distributed.rank()}.pt"
+        if rng.exists():  # restored last: whatever the model drew while it was built is superseded
+            set_rng_state(torch.load(rng, map_location="cpu", weights_only=True))
+        done = self.resumed_from_epoch = len(self.history)
+        self.say(f"resuming after epoch {done} from {ckpt}")
+        stopped = st.get("stopped_early",
+                         bad >= patience_at(self.best_epoch) and done >= min_epochs and not self.keep_last)
+        if stopped or done >= max_epochs:
+            self.stopped_early = bool(stopped)
+            return bad, max_epochs + 1  # it had finished; only the best state is restored
+        return bad, done + 1
 
     def single_fit(self, seconds: float) -> None:
         """For non-iterative models (one closed-form or library fit): record it as one epoch."""

@@ -113,7 +113,8 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     # per-run checkpoints: an interrupted run started again with the same command resumes
     ckpt_dir = checkpoint_dir(spec["results_dir"], _job_key(spec) | {"dataset": data.name, "indexing": data.indexing})
     # a checkpoint that does not load is moved aside here (one warning line), so the job starts from scratch
-    resumed = checkpoint_epochs(ckpt_dir, name) if distributed.is_main() else None
+    if distributed.is_main():
+        checkpoint_epochs(ckpt_dir, name)
     distributed.barrier()
     log = FitLog(lambda: evaluate(model, data, task, "val", variants[0], limit=val_limit).metrics, MONITOR[task],
                  name=name, checkpoint_dir=ckpt_dir)
@@ -127,7 +128,8 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     run = {"spec": spec, "cfg": cfg, "data": data, "model": model, "log": log,
            "fit_s": fit_s, "base_mem": base_mem, "rank_peaks": rank_peaks, "device": device,
            "n_records": len(variants), "fingerprint": fingerprint,
-           "resumed": resumed if hasattr(model, "save_training_state") else None}
+           # what FitLog took over: also a multitask training's checkpoint, kept in the dataset's cache (models/shared.py)
+           "resumed": log.resumed_from_epoch}
     paths = []
     for variant in variants:
         t1 = time.perf_counter()

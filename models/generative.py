@@ -24,7 +24,6 @@ decoding for explanations.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from contextlib import nullcontext
@@ -35,7 +34,7 @@ import torch
 
 from bench import distributed
 from bench.data import BenchData
-from bench.model import torch_param_counts
+from bench.model import TrainingCheckpoint, torch_param_counts
 from bench.train import progress
 from models.network import MAX_WORDS, VIP5Net, build_backbone
 from models.prompts import TEMPLATES, Prompt, PromptRenderer, eval_templates, train_templates
@@ -47,8 +46,10 @@ from models.trie import Trie, allowed_tokens_fn
 warnings.filterwarnings("ignore", message=r".*past_key_value.*", category=FutureWarning)
 
 
-class GenerativeRecommender:
-    """Shared engine; `vip5` and `p5` differ only in their config defaults (models/vip5.py)."""
+class GenerativeRecommender(TrainingCheckpoint):
+    """Shared engine; `vip5` and `p5` differ only in their config defaults (models/vip5.py).
+    Resumable: `train` keeps its optimizer, schedule and grad scaler in `_train_state`, which
+    TrainingCheckpoint saves after every epoch with the network and `self.rng`."""
 
     DISTRIBUTED = True  # trains under torchrun with DDP (bench/distributed.py); the runner refuses other models there
 
@@ -388,31 +389,15 @@ class GenerativeRecommender:
                 "training": self.training}
 
     def save(self, path: Path) -> None:
+        from bench.io import atomic_torch_save
+
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        torch.save(self.net.state_dict(), path / "net.pt")
+        atomic_torch_save(path / "net.pt", self.net.state_dict())  # a kill mid-write leaves the old file whole
         self.tok.save(path)
 
     def load(self, path: Path) -> None:
         self.net.load_state_dict(torch.load(Path(path) / "net.pt", map_location=self.device, weights_only=True))
-
-    def save_training_state(self, path: Path) -> None:
-        """Everything needed to resume training after this epoch (FitLog calls it every epoch)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.state_dict() for k, v in self._train_state.items()}
-        # the NumPy generator's state as JSON text: the checkpoint then loads with weights_only=True
-        state |= {"net": self.net.state_dict(), "rng": json.dumps(self.rng.bit_generator.state)}
-        tmp = path / "state.pt.tmp"
-        torch.save(state, tmp)
-        tmp.replace(path / "state.pt")
-
-    def load_training_state(self, path: Path) -> None:
-        state = torch.load(Path(path) / "state.pt", map_location=self.device, weights_only=True)
-        self.net.load_state_dict(state["net"])
-        for k, v in self._train_state.items():
-            v.load_state_dict(state[k])
-        self.rng.bit_generator.state = json.loads(state["rng"])
 
     def num_params(self) -> tuple[int, int]:
         return torch_param_counts(self.net)

@@ -92,7 +92,7 @@ def test_interrupted_training_resumes_after_the_last_completed_epoch(tiny, tmp_p
     m = _vip5(tiny, task="sequential", **over)
     with pytest.raises(KeyboardInterrupt):
         m.fit(FitLog(validate_then_crash, "ndcg@10", verbose=False, checkpoint_dir=tmp_path))
-    after_epoch_1 = torch.load(tmp_path / "last" / "state.pt", weights_only=False)["net"]
+    after_epoch_1 = torch.load(tmp_path / "epoch-1" / "state.pt", weights_only=True)["net"]
 
     fresh = _vip5(tiny, task="sequential", **over)
     seen = {}
