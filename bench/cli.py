@@ -23,6 +23,21 @@ def _ints(s: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
 
 
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def _duration(s: str) -> float:
+    """'90s', '30m', '2h', '1h30m' (a bare number: seconds) -> seconds."""
+    import re
+
+    text = s.strip().lower()
+    parts = re.fullmatch(r"(?:\d+(?:\.\d+)?[hms])+", text) and re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+    try:
+        return float(text) if not parts else sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 90s, 30m, 2h or 1h30m, got {s!r}") from None
+
+
 def _add_data_root(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None, help="dataset directory (default: $BENCH_DATA or ./data)")
 
@@ -47,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", default="auto",
                      help="jobs trained side by side, each in its own process with its share of the cores "
                           "(default auto: one per core, at most 4, on CPU; 1 on CUDA)")
+    run.add_argument("--time-limit", type=_duration, default=None, metavar="DURATION",
+                     help="per job: training stops there (e.g. 90s, 30m, 2h, 1h30m), the kept checkpoint is "
+                          "evaluated and the row is flagged time-capped; the same command continues the training")
     run.add_argument("--rerun", action="store_true",
                      help="train every job again, even those whose records exist for the same config, data and code "
                           "(default: keep those and train the rest)")
@@ -112,7 +130,7 @@ def cmd_run(args) -> int:
         task=args.task, dataset=args.dataset, models=args.models, seeds=args.seeds, overrides=parse_sets(args.sets),
         epochs=args.epochs, device=args.device, indexing=args.indexing, data_root_=args.data_root,
         results_dir=args.results_dir, tag=args.tag, tuned=args.tuned, parallel=args.jobs,
-        skip_existing=not args.rerun, verbose=args.verbose,
+        skip_existing=not args.rerun, verbose=args.verbose, time_limit_s=args.time_limit,
     )
     results = execute(plan, command="python -m bench " + shlex.join(sys.argv[1:]))
     if not distributed.is_main():  # under torchrun rank 0 alone reports

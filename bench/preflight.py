@@ -160,7 +160,8 @@ def existing_records(results_dir: str, rec_key: dict, fingerprint: str) -> Exist
             found.append((p, rec))
     if not found:
         return None
-    current = (all(rec.get("job_fingerprint") == fingerprint for _, rec in found)
+    # a time-capped job is not finished: the same command goes on training it (from its checkpoint)
+    current = (all(rec.get("job_fingerprint") == fingerprint and not rec.get("time_capped") for _, rec in found)
                and len(found) == found[0][1].get("job_records", 0))
     return Existing([p for p, _ in found], current)
 
@@ -222,9 +223,12 @@ def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True) -> dict:
             lines.append(f"  train        {name} (its record, from another config, data or code, is replaced)")
         else:
             lines.append(f"  train        {name}")
-    if say and (done or len(jobs) > 1):
-        print(f"plan: {len(jobs)} job(s) on {plan.dataset}, {len(jobs) - len(done)} to train\n" + "\n".join(lines),
-              file=sys.stderr, flush=True)
+    if say and (done or len(jobs) > 1 or plan.time_limit_s):
+        from bench.train import _fmt_secs
+
+        limit = "" if not plan.time_limit_s else f" (each stops training after {_fmt_secs(plan.time_limit_s)})"
+        print(f"plan: {len(jobs)} job(s) on {plan.dataset}, {len(jobs) - len(done)} to train{limit}\n"
+              + "\n".join(lines), file=sys.stderr, flush=True)
     return done
 
 

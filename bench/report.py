@@ -49,7 +49,8 @@ def comparison_table(records: list[dict], task: str, failures: list[tuple[str, s
                 # features from an untrained image tower (`bench features --random-init`) are marked
                 "ok" + (" (random-init features)" if any((r.get("visual_features") or {}).get("weights") == "random init"
                                                           for r in rs) else "")
-                + (" ↑ still improving at cap" if any(r.get("still_improving") for r in rs) else ""),
+                + (" ↑ still improving at cap" if any(r.get("still_improving") for r in rs) else "")
+                + (" ⏱ time-capped" if any(r.get("time_capped") for r in rs) else ""),
             ]
         )
     for model, err in failures:

@@ -43,6 +43,7 @@ class RunPlan:
     parallel: int = 1  # jobs trained side by side (each in its own process, its share of the cores)
     skip_existing: bool = False  # run-level resume: keep the records made with the same config, data and code
     verbose: bool = False  # tracebacks for expected errors too
+    time_limit_s: float | None = None  # per job: training stops there (--time-limit; bench.train.set_time_limit)
 
     def jobs(self):
         for task in self.tasks:
@@ -68,6 +69,7 @@ def plan_run(
     parallel: int | str = 1,
     skip_existing: bool = False,
     verbose: bool = False,
+    time_limit_s: float | None = None,
 ) -> RunPlan:
     """Check tasks, dataset, models, --set keys and values, counts, device and the results
     directory before any data is loaded or generated (one-line UsageError, exit code 2)."""
@@ -77,6 +79,8 @@ def plan_run(
 
     if indexing not in INDEXINGS:
         raise UnknownNameError("indexing", indexing, INDEXINGS)
+    if time_limit_s is not None and time_limit_s <= 0:
+        raise UsageError(f"--time-limit {time_limit_s:g}s: must be positive; fix: e.g. --time-limit 30m")
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise UsageError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
     preflight.check_plain_name("--dataset", dataset, "beauty")
@@ -125,7 +129,7 @@ def plan_run(
     width = resolve_parallel(parallel, device)
     preflight.check_results_dir(results_dir)  # last: a bad name above fails without creating anything
     return RunPlan(dataset, tasks, per_task, seeds, overrides, epochs, device, indexing, data_root_, results_dir, tag, chosen,
-                   width, skip_existing, verbose)
+                   width, skip_existing, verbose, time_limit_s)
 
 
 def usable_cores() -> int:
@@ -221,6 +225,7 @@ def _job_spec(plan: RunPlan, task: str, model: str, seed: int, command: str) -> 
         "indexing": plan.indexing, "data_root": plan.data_root, "results_dir": plan.results_dir,
         "overrides": overrides, "epochs": plan.epochs, "tag": plan.tag, "command": command,
         "concurrent_jobs": plan.parallel, "dataset_defaults": own, "verbose": plan.verbose,
+        "time_limit_s": plan.time_limit_s,
     }
 
 

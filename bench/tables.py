@@ -47,6 +47,7 @@ HINT_PROMPTS = {"C-12"}  # the record's feature word is in the prompt
 # models that read the record's feature word: PETER+ as a hint, the reference row retrieves by it
 HINT_MODELS = {"peter_plus", "explain_ref"}
 STILL_IMPROVING = "↑"  # row mark: a run stopped at its epoch cap while its validation score was still rising
+TIME_CAPPED = "⏱"  # row mark: a run stopped by `bench run --time-limit`
 PROPOSED = "vip5"  # the model the significance test is about
 DISPLAY = {
     "pop": "Pop", "hgn": "HGN", "sasrec": "SASRec", "s3rec": "S3-Rec", "bpr_mf": "BPR-MF", "bpr_mlp": "BPR-MLP",
@@ -161,6 +162,8 @@ def make_row(label: str, recs: list[dict], columns: list[str], digits: int | dic
         cells.append(Cell([v for v in vals if v is not None], d))
     if any(r.get("still_improving") for r in recs):
         label += f" {STILL_IMPROVING}"
+    if any(r.get("time_capped") for r in recs):
+        label += f" {TIME_CAPPED}"
     return Row(label, cells, len({r["seed"] for r in recs}), recs[0]["model"], recs[0].get("prompt"), recs)
 
 
@@ -262,6 +265,10 @@ def _protocol_notes(task: str, recs: list[dict], all_records: list[dict]) -> lis
     if capped:
         notes.append(f"{STILL_IMPROVING} still improving at cap: {', '.join(capped)} stopped at the epoch limit with the "
                      "best validation score at the last epoch (under-trained: give more epochs or steps).")
+    timed = sorted({display_name(r["model"]) for r in recs if r.get("time_capped")})
+    if timed:
+        notes.append(f"{TIME_CAPPED} time-capped: {', '.join(timed)} stopped training at the run's --time-limit "
+                     "(the checkpoint kept then was evaluated; the same command continues the training).")
     tagged = [r for r in all_records if r["task"] == task and r.get("tag")]
     if tagged:
         notes.append(f"{len(tagged)} tagged variant record(s) are not in this table (Table 5, ablations).")

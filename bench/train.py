@@ -1,5 +1,5 @@
 """Training helpers shared by models: the epoch loop with validation and early stopping
-(`FitLog`), progress bars, seeding and device choice."""
+(`FitLog`), the job's time limit, progress bars, seeding and device choice."""
 
 from __future__ import annotations
 
@@ -72,12 +72,47 @@ def _fmt_secs(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+# ---------------------------------------------------------------- the job's time limit
+# `bench run --time-limit`: one deadline per job process (time.monotonic()), shared by every
+# training in it (VIP5's P5 backbone included). An epoch's training pass that runs into it ends
+# early: `progress()` stops handing out batches, but only inside FitLog's training pass (never
+# in validation or evaluation), and not under torchrun, where every rank must run the same
+# number of steps; FitLog then validates that epoch, keeps it and stops.
+_deadline: float | None = None
+_in_training_pass = False
+
+
+def set_time_limit(seconds: float | None) -> None:
+    """Start the job's clock: training stops `seconds` from now (None: no limit)."""
+    global _deadline
+    _deadline = None if seconds is None else time.monotonic() + float(seconds)
+
+
+def time_is_up() -> bool:
+    return _deadline is not None and time.monotonic() >= _deadline
+
+
+def _set_training_pass(active: bool) -> None:
+    global _in_training_pass
+    _in_training_pass = active
+
+
+def _until_deadline(iterable: Iterable):
+    for item in iterable:
+        if _in_training_pass and time_is_up() and not distributed.active():
+            return
+        yield item
+
+
 def progress(iterable: Iterable, total: int | None = None, desc: str = "", enabled: bool = True):
     """A batch progress bar (rate and ETA) on stderr for loops that take a while: it appears after
     2 s on a terminal, after 30 s (then every 30 s) in a log file, so short loops stay quiet.
-    Under torchrun only rank 0 shows one."""
+    Under torchrun only rank 0 shows one. A training pass ends early at the job's time limit."""
     from tqdm.auto import tqdm
 
+    if _deadline is not None:
+        total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        iterable = _until_deadline(iterable)
     tty = sys.stderr.isatty()
     return tqdm(
         iterable, total=total, desc=desc, leave=False, disable=not enabled or not distributed.is_main(), file=sys.stderr,
@@ -145,6 +180,7 @@ class FitLog:
         self.stop_policy: dict | None = None  # what epochs() stopped by (patience, min_epochs, relative_patience)
         # epochs an interrupted training had completed when epochs() took over its checkpoint (None: from scratch)
         self.resumed_from_epoch: int | None = None
+        self.time_capped = False  # stopped by the job's time limit (`bench run --time-limit`)
         self._loss: float | None = None
 
     def add_steps(self, n: int) -> None:
@@ -162,7 +198,8 @@ class FitLog:
         """What a finished training leaves behind for a job that reuses it (models/shared.py)."""
         return {"history": self.history, "best_epoch": self.best_epoch, "best_score": self.best_score,
                 "steps": self.steps, "max_epochs": self.max_epochs, "stopped_early": self.stopped_early,
-                "monitor": self.monitor, "keep_last": self.keep_last, "stop_policy": self.stop_policy}
+                "monitor": self.monitor, "keep_last": self.keep_last, "stop_policy": self.stop_policy,
+                "time_capped": self.time_capped}
 
     def adopt(self, state: dict) -> None:
         """Take over a finished training's log (its epochs, times and validation curve)."""
@@ -170,6 +207,7 @@ class FitLog:
         self.steps, self.max_epochs, self.stopped_early = state["steps"], state["max_epochs"], state["stopped_early"]
         self.monitor, self.keep_last = state.get("monitor", self.monitor), state.get("keep_last", False)
         self.stop_policy = state.get("stop_policy")
+        self.time_capped = state.get("time_capped", False)
         self.epoch_times = [row["train_s"] for row in self.history]
 
     def loss(self, value: float) -> None:
@@ -211,7 +249,11 @@ class FitLog:
             for epoch in range(first, max_epochs + 1):
                 self._loss = None
                 t0 = time.perf_counter()
-                yield epoch
+                _set_training_pass(True)
+                try:
+                    yield epoch
+                finally:
+                    _set_training_pass(False)
                 self.epoch_times.append(time.perf_counter() - t0)
                 row = {"epoch": epoch, "loss": self._loss, "train_s": self.epoch_times[-1], "steps": self.steps}
                 score = None
@@ -228,7 +270,8 @@ class FitLog:
                     bad += 1
                 stop = distributed.broadcast(bad >= patience_at(self.best_epoch) and epoch >= min_epochs
                                              and not self.keep_last)
-                if resumable:
+                capped = distributed.broadcast(time_is_up() and epoch < max_epochs)
+                if resumable:  # a time-capped run is not finished: the same command goes on from here
                     self._checkpoint(model, ckpt, epoch, bad, stop)
                 elapsed = time.perf_counter() - t_start
                 done = epoch - first + 1
@@ -242,6 +285,11 @@ class FitLog:
                 if stop:
                     self.stopped_early = True
                     self.say(f"early stop: no improvement for {bad} epochs (best epoch {self.best_epoch})")
+                    break
+                if capped:
+                    self.time_capped = True
+                    self.say(f"time limit reached: stopping after epoch {epoch} of {max_epochs} "
+                             "(the same command continues from this checkpoint)")
                     break
             last = len(self.history)
             if self.keep_last:

@@ -22,6 +22,12 @@ from bench.io import atomic_write_json
 MONITOR = {"sequential": "ndcg@10", "direct": "ndcg@10", "explanation": "bleu-4"}
 
 
+def _backbone_time_capped(model) -> bool:
+    """VIP5's P5 backbone (trained while VIP5 is built) stopped by --time-limit."""
+    training = getattr(model, "training", None)  # a dict on the generative models (a bool on a torch module)
+    return isinstance(training, dict) and bool((training.get("backbone") or {}).get("time_capped"))
+
+
 def peak_memory(device: str) -> tuple[float, str]:
     """Peak memory of this process in MiB, and how it was measured."""
     if device.startswith("cuda"):
@@ -89,7 +95,7 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     from bench.evaluate import evaluate
     from bench.fingerprint import job_fingerprint
     from bench.results import checkpoint_dir, write_record
-    from bench.train import FitLog, seed_everything
+    from bench.train import FitLog, seed_everything, set_time_limit
 
     name, task, seed = spec["model"], spec["task"], spec["seed"]
     seed_everything(seed)
@@ -105,6 +111,7 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     fingerprint = job_fingerprint(model=name, cls=model_spec.cls, task=task, config=config_dict(cfg),
                                   manifest=data.manifest, indexing=data.indexing, tag=spec.get("tag"))
 
+    set_time_limit(spec.get("time_limit_s"))  # from here: a model may train while it is built (VIP5's P5 backbone)
     model = model_spec.cls(cfg, data, task=task, device=device, seed=seed)
     if distributed.rank() > 0:  # weights start alike on every rank (seeded above); dropout masks need not
         torch.manual_seed(seed + distributed.rank())
@@ -136,7 +143,8 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
         test = evaluate(model, data, task, "test", variant, per_query=True)
         rec = _record(run, variant, test, time.perf_counter() - t1)
         paths.append(str(write_record(spec["results_dir"], rec)))
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run is complete: its records replace the checkpoints
+    if not log.time_capped:  # complete: its records replace the checkpoints (a capped run goes on from them)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
     return paths
 
 
@@ -204,6 +212,9 @@ def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
         "optimizer_steps": log.steps,  # None: the model does not count them (closed-form or library fits)
         # at its epoch cap with the best validation score at the last epoch: still improving when it stopped
         "still_improving": log.still_improving,
+        # stopped by --time-limit (its own training, or VIP5's P5 backbone): more time would have trained on
+        "time_capped": log.time_capped or _backbone_time_capped(model),
+        "time_limit_s": spec.get("time_limit_s"),
         "fit_time_s": run["fit_s"],
         "eval_time_s": eval_s,
         "trainable_params": trainable,

@@ -276,11 +276,12 @@ class GenerativeRecommender(TrainingCheckpoint):
                 samples = self._samples(self.rng, self.render, self.train_tasks)
             self.net.train()
             batches = distributed.shard(self._batches(samples))
-            total = 0.0
-            for idx in progress(batches, desc=f"{self.name} epoch {epoch}"):
+            total, done = 0.0, 0
+            for idx in progress(batches, desc=f"{self.name} epoch {epoch}"):  # ends early at a --time-limit
                 total += self.train_step(net, [samples[i] for i in idx], opt, sched, scaler, params)
-            log.add_steps(len(batches))
-            log.loss(distributed.mean(total, len(batches)))  # over every process's batches
+                done += 1
+            log.add_steps(done)
+            log.loss(distributed.mean(total, max(done, 1)))  # over every process's batches
 
     # ------------------------------------------------------------------ inference
 

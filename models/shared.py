@@ -99,6 +99,7 @@ def fit_shared(model, log) -> None:
             state = json.loads((path / "training.json").read_text())
             model.net.load_state_dict(torch.load(path / "net.pt", map_location=model.device, weights_only=True))
             log.adopt(state["log"])
+            trained_by, fit_s = state["trained_by"], state.get("fit_time_s")
             log.say(f"reusing the multitask training {tid} (trained by the {state['trained_by']} job)")
         else:
             # as the paper: the whole schedule (linear decay to zero), the last epoch kept; every
@@ -107,15 +108,15 @@ def fit_shared(model, log) -> None:
             log.checkpoint_dir = path / "checkpoint"  # whichever task's job runs it next resumes it
             t0 = time.perf_counter()
             model.train(log)
-            if distributed.is_main():
-                state = {"id": tid, "trained_by": model.task, "fit_time_s": time.perf_counter() - t0,
-                         "log": log.state()}
+            trained_by, fit_s = model.task, time.perf_counter() - t0
+            if distributed.is_main() and not log.time_capped:  # a capped training stays a checkpoint to go on from
+                state = {"id": tid, "trained_by": trained_by, "fit_time_s": fit_s, "log": log.state()}
                 atomic_torch_save(path / "net.pt", model.net.state_dict())
                 atomic_write_json(path / "training.json", state)  # last: its presence means complete
                 shutil.rmtree(path / "checkpoint", ignore_errors=True)  # complete: the cached net replaces it
             distributed.barrier()
-    model.training |= {"id": tid, "reused": done, "trained_by": state["trained_by"] if done else model.task,
-                       "optimizer_steps": log.steps, "fit_time_s": state.get("fit_time_s")}
+    model.training |= {"id": tid, "reused": done, "trained_by": trained_by, "optimizer_steps": log.steps,
+                       "fit_time_s": fit_s, "time_capped": log.time_capped}
 
 
 def backbone_config(vip5_cfg, dataset: str):
@@ -149,4 +150,5 @@ def load_p5_backbone(vip5) -> dict:
 
         raise UsageError(f"the P5 backbone {p5.training['id']} does not fit VIP5's network "
                          f"({len(wrong)} keys differ, e.g. {wrong[0]}); delete {vip5._cache() / 'trained'} and run again")
-    return {"id": p5.training["id"], "reused": p5.training["reused"], "optimizer_steps": p5.training["optimizer_steps"]}
+    return {"id": p5.training["id"], "reused": p5.training["reused"], "optimizer_steps": p5.training["optimizer_steps"],
+            "time_capped": p5.training["time_capped"]}

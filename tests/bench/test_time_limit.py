@@ -1,0 +1,79 @@
+"""`bench run --time-limit`: a training pass ends at the job's deadline, FitLog keeps that epoch and
+stops, the record and the table say so, and the same command goes on training (nothing is skipped)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import train
+from bench.cli import _duration, main
+from bench.train import FitLog, progress, set_time_limit
+
+
+@pytest.fixture(autouse=True)
+def _no_limit_after():
+    yield
+    set_time_limit(None)
+
+
+class Counting:
+    """A stand-in model: one pass over 100 "batches" per epoch, counting the ones it got."""
+
+    def __init__(self):
+        self.batches: list[int] = []
+
+    def save(self, path):
+        pass
+
+    def load(self, path):
+        pass
+
+
+def test_the_training_pass_ends_at_the_deadline_and_fitlog_stops(monkeypatch):
+    m = Counting()
+    log = FitLog(lambda: {"score": 1.0}, "score", verbose=False)
+    set_time_limit(3600)
+    for epoch in log.epochs(m, max_epochs=5, patience=10):
+        got = 0
+        for _ in progress(range(100)):
+            got += 1
+            if epoch == 2 and got == 30:
+                monkeypatch.setattr(train, "_deadline", 0.0)  # the clock runs out mid-epoch
+        m.batches.append(got)
+    assert m.batches == [100, 30] and log.time_capped and not log.stopped_early
+    assert len(log.history) == 2 and log.state()["time_capped"]
+    assert sum(1 for _ in progress(range(10))) == 10, "outside a training pass (evaluation) nothing is cut"
+
+
+def test_no_limit_runs_the_whole_schedule():
+    m = Counting()
+    log = FitLog(None, "score", verbose=False)
+    for _ in log.epochs(m, max_epochs=3, patience=10):
+        m.batches.append(sum(1 for _ in progress(range(7))))
+    assert m.batches == [7, 7, 7] and not log.time_capped
+
+
+def test_durations():
+    assert [_duration(x) for x in ("90s", "30m", "2h", "1h30m", "45")] == [90, 1800, 7200, 5400, 45]
+
+
+def test_a_capped_run_is_flagged_and_the_same_command_goes_on(tiny_root, tmp_path, capfd):
+    results = tmp_path / "results"
+    argv = ["run", "--task", "sequential", "--dataset", "tiny", "--models", "sasrec", "--epochs", "40", "--jobs", "1",
+            "--device", "cpu", "--data-root", str(tiny_root), "--results-dir", str(results), "--time-limit", "1s"]
+    assert main(argv) == 0
+    out, err = capfd.readouterr()  # the job's own lines come from its worker process
+    rec = json.loads(next((results / "runs" / "tiny" / "sequential" / "sasrec").glob("*.json")).read_text())
+    assert rec["time_capped"] and rec["time_limit_s"] == 1 and rec["epochs"] < 40
+    assert "⏱" in out and "each stops training after" in err and "time limit reached" in err
+    assert main(argv) == 0  # not kept as finished: it trains on from its checkpoint
+    _, err = capfd.readouterr()
+    assert "1 to train" in err and "resuming after epoch" in err
+
+
+def test_a_bad_time_limit_is_one_line(tiny_root, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--dataset", "tiny", "--data-root", str(tiny_root), "--time-limit", "soon"])
+    assert e.value.code == 2 and "expected a duration" in capsys.readouterr().err
