@@ -49,9 +49,10 @@ class VBPRConfig:
     batch_size: int = 256
     epochs: int = 100
     patience: int = 10  # epochs without validation NDCG@10 improvement before stopping
-    # "sparse_adam": a batch's embedding rows get their Adam step (lazy Adam, sparse gradients),
-    # so a step costs the batch, not the catalogue; "adam": every row every step (dense)
-    embedding_optimizer: str = "sparse_adam"
+    # "adam": every embedding row every step (dense; fused into one kernel). "sparse_adam": only
+    # a batch's rows (lazy Adam on sparse gradients): cheaper steps on a large catalogue, but rare
+    # rows learn less per epoch (see BPRMLPConfig.embedding_optimizer)
+    embedding_optimizer: str = "adam"
 
 
 class VBPRNet(nn.Module):

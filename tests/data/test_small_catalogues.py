@@ -41,8 +41,9 @@ def test_a_user_who_saw_nearly_every_item_disables_direct_with_the_line(tmp_path
     assert d.tasks == ["sequential"] and "line 4 of sequences.txt: 110 items" in d.task_support["direct"]
 
 
-@pytest.mark.parametrize("model", ["bpr_mlp", "vbpr"])
-def test_bpr_samplers_train_when_a_user_has_seen_every_item(tmp_path, model):
+@pytest.mark.parametrize("model, optimizer", [("bpr_mlp", "adam"), ("vbpr", "adam"), ("bpr_mlp", "sparse_adam"),
+                                              ("vbpr", "sparse_adam")])
+def test_bpr_samplers_train_when_a_user_has_seen_every_item(tmp_path, model, optimizer):
     from bench.registry import get_model
 
     n_items = 8
@@ -54,10 +55,12 @@ def test_bpr_samplers_train_when_a_user_has_seen_every_item(tmp_path, model):
     d = load_dataset("d", tmp_path)
     assert len(set(d.train_sequences()[0].tolist())) == n_items
     spec = get_model(model)
-    m = spec.cls(spec.config(epochs=2, batch_size=4), d, task="direct", seed=0)
+    m = spec.cls(spec.config(epochs=2, batch_size=4, embedding_optimizer=optimizer), d, task="direct", seed=0)
+    before = {k: v.clone() for k, v in m.net.state_dict().items()}
     log = FitLog(None, "ndcg@10", verbose=False)
     m.fit(log)
     assert len(log.history) == 2 and np.isfinite(log.history[-1]["loss"])
+    assert any(not v.equal(m.net.state_dict()[k]) for k, v in before.items() if "user" in k)  # embeddings trained
 
 
 @pytest.mark.parametrize("text, line, fix", [
