@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import TorchNetState, rank_by_scores
+from bench.model import TorchNetState, TrainingCheckpoint, rank_by_scores
 from bench.registry import register_model
 from bench.sampling import embedding_optimizer, epoch_tensors, sample_negatives, training_pairs
 from bench.train import progress
@@ -84,7 +84,7 @@ class NeuMF(nn.Module):
 
 
 @register_model("bpr_mlp", tasks={"direct"}, config=BPRMLPConfig)
-class BPRMLP(TorchNetState):
+class BPRMLP(TrainingCheckpoint, TorchNetState):
     """BPR-MLP: NeuMF-style MF + MLP fusion (He et al., WWW 2017) trained with BPR (Rendle et al., UAI 2009)."""
 
     TUNE_GRID = {"l2": [1e-5, 1e-4, 1e-3], "dropout": [0.0, 0.2, 0.5], "lr": [1e-3, 3e-3]}
@@ -105,6 +105,7 @@ class BPRMLP(TorchNetState):
         # would shrink every row at every step, also the rows the batch did not use
         opts = [embedding_optimizer(cfg.embedding_optimizer, emb, cfg.lr),
                 torch.optim.Adam(rest, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)]
+        self._train_state = {"emb_opt": opts[0], "opt": opts[1]}  # checkpointed every epoch (exact resume)
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
             self.net.train()
             order = self.rng.permutation(len(users))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
-from bench.model import TorchNetState, rank_by_scores
+from bench.model import TorchNetState, TrainingCheckpoint, rank_by_scores
 from bench.registry import register_model
 from bench.sampling import embedding_optimizer, epoch_tensors, sample_negatives, training_pairs
 from bench.train import progress
@@ -83,7 +83,7 @@ class VBPRNet(nn.Module):
 
 
 @register_model("vbpr", tasks={"direct"}, config=VBPRConfig)
-class VBPR(TorchNetState):
+class VBPR(TrainingCheckpoint, TorchNetState):
     """VBPR (He & McAuley, AAAI 2016): BPR-MF plus a visual term from item image features."""
 
     REQUIRES = ("features",)  # item visual features (bench/registry.py: data needs)
@@ -109,6 +109,7 @@ class VBPR(TorchNetState):
         opts = [embedding_optimizer(cfg.embedding_optimizer, rows, cfg.lr),
                 torch.optim.Adam([net.E.weight, net.beta_visual.weight], lr=cfg.lr, weight_decay=cfg.lambda_e,
                                  fused=True)]
+        self._train_state = {"emb_opt": opts[0], "opt": opts[1]}  # checkpointed every epoch (exact resume)
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
             net.train()
             order = self.rng.permutation(len(users))

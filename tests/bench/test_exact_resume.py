@@ -29,7 +29,7 @@ from bench.worker import MONITOR
 
 NOT_ITERATIVE = {"pop", "explain_ref"}  # one closed-form / retrieval fit: nothing to resume
 # resumable only once their own files register their optimizer (TrainingCheckpoint, `_train_state`)
-NOT_YET = {"bpr_mlp", "vbpr"}
+NOT_YET: set[str] = set()
 ITERATIVE = sorted(set(all_models()) - NOT_ITERATIVE)
 CHEAPEST_TASK = {"p5": "sequential", "vip5": "sequential"}  # beam search on short prompts; direct lists 100 items
 
