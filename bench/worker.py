@@ -120,8 +120,9 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     # per-run checkpoints: an interrupted run started again with the same command resumes
     ckpt_dir = checkpoint_dir(spec["results_dir"], _job_key(spec) | {"dataset": data.name, "indexing": data.indexing})
     # a checkpoint that does not load is moved aside here (one warning line), so the job starts from scratch
+    # and one from another config, data or code (the directory is named by model, task and seed only)
     if distributed.is_main():
-        checkpoint_epochs(ckpt_dir, name)
+        checkpoint_epochs(ckpt_dir, name, fingerprint)
     distributed.barrier()
     log = FitLog(lambda: evaluate(model, data, task, "val", variants[0], limit=val_limit).metrics, MONITOR[task],
                  name=name, checkpoint_dir=ckpt_dir)
@@ -148,17 +149,43 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     return paths
 
 
-def checkpoint_epochs(ckpt_dir: Path, name: str) -> int | None:
+FINGERPRINT_FILE = "job_fingerprint.txt"  # in a checkpoint directory: the job (config, data, code) it belongs to
+
+
+def checkpoint_epochs(ckpt_dir: Path, name: str, fingerprint: str | None = None) -> int | None:
     """Epochs the checkpoint of an interrupted run holds (None: no checkpoint). One that does not load
-    (truncated, or a pickle that is not plain tensors: nothing in it runs, weights_only=True) is moved
-    aside, not deleted, with a one-line warning naming it, and the job starts from scratch."""
+    (truncated, or a pickle that is not plain tensors: nothing in it runs, weights_only=True), or that
+    another config, data or code wrote (`fingerprint`), is moved aside, not deleted, with a one-line
+    warning naming it, and the job starts from scratch. Then the directory is stamped with `fingerprint`."""
+    epochs = _loadable_epochs(ckpt_dir, name, fingerprint)
+    if fingerprint is not None:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        (ckpt_dir / FINGERPRINT_FILE).write_text(fingerprint)
+    return epochs
+
+
+def _move_aside(ckpt_dir: Path, name: str, kind: str, why: str) -> None:
     import datetime
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    aside = ckpt_dir.with_name(f"{ckpt_dir.name}.{kind}-{stamp}")
+    ckpt_dir.rename(aside)
+    print(f"warning: [{name}] checkpoint {ckpt_dir} {why}; moved aside to {aside}; training starts from scratch",
+          file=sys.stderr, flush=True)
+
+
+def _loadable_epochs(ckpt_dir: Path, name: str, fingerprint: str | None) -> int | None:
     import warnings
 
     import numpy as np
     import torch
 
     if not ckpt_dir.is_dir():
+        return None
+    stamp = ckpt_dir / FINGERPRINT_FILE
+    if fingerprint is not None and (ckpt_dir / "log.json").exists() and (
+            not stamp.exists() or stamp.read_text().strip() != fingerprint):
+        _move_aside(ckpt_dir, name, "other-job", "was written by another config, data or code")
         return None
     try:
         log = ckpt_dir / "log.json"
@@ -171,12 +198,8 @@ def checkpoint_epochs(ckpt_dir: Path, name: str) -> int | None:
             np.load(p, allow_pickle=False)
         return epochs
     except Exception as e:  # noqa: BLE001 — whatever is wrong with it, it cannot be resumed from
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        aside = ckpt_dir.with_name(f"{ckpt_dir.name}.unreadable-{stamp}")
-        ckpt_dir.rename(aside)
         why = (str(e).strip().splitlines() or [""])[0][:160]
-        print(f"warning: [{name}] checkpoint {ckpt_dir} does not load ({type(e).__name__}: {why}); moved aside to "
-              f"{aside}; training starts from scratch", file=sys.stderr, flush=True)
+        _move_aside(ckpt_dir, name, "unreadable", f"does not load ({type(e).__name__}: {why})")
         return None
 
 

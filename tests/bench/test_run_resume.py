@@ -163,3 +163,17 @@ def test_a_checkpoint_that_does_not_load_is_moved_aside_and_runs_nothing(tmp_pat
     (torn / "log.json").write_text('{"history": [')
     assert checkpoint_epochs(torn, "m") is None and not torn.exists()
     assert "moved aside to" in capsys.readouterr().err
+
+
+def test_a_checkpoint_of_another_config_is_moved_aside_and_one_of_this_job_kept(tmp_path, capsys):
+    from bench.worker import FINGERPRINT_FILE, checkpoint_epochs
+
+    ckpt = tmp_path / "seed1"
+    assert checkpoint_epochs(ckpt, "m", "fp-a") is None  # nothing yet: the directory is stamped for this job
+    assert (ckpt / FINGERPRINT_FILE).read_text() == "fp-a"
+    (ckpt / "log.json").write_text(json.dumps({"history": [{"epoch": 1}]}))
+    assert checkpoint_epochs(ckpt, "m", "fp-a") == 1  # the same job again: resumed
+    assert checkpoint_epochs(ckpt, "m", "fp-b") is None  # another --set / --epochs / data / code: not resumed
+    assert "written by another config, data or code" in capsys.readouterr().err
+    assert len(list(tmp_path.glob("seed1.other-job-*"))) == 1
+    assert (ckpt / FINGERPRINT_FILE).read_text() == "fp-b" and not (ckpt / "log.json").exists()
