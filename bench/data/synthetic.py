@@ -157,6 +157,21 @@ def _draw(rng: np.random.Generator, weights: np.ndarray) -> int:
     return int(np.searchsorted(c, rng.random() * c[-1], side="right"))
 
 
+def _drawn_after_successors(rng: np.random.Generator, n_items: int, n_users: int) -> dict:
+    """The World fields both generators draw last, in this order (the same seed, the same dataset)."""
+    return dict(
+        item_noun=rng.integers(0, len(GENRES[GENRE_NAMES[0]][0]), n_items),
+        item_adj=rng.integers(0, len(ADJECTIVES), n_items),
+        brand_quality=rng.normal(0.0, 0.4, len(BRANDS)),
+        user_taste=rng.dirichlet(np.full(len(GENRES), TASTE_ALPHA), n_users),
+        user_style=rng.integers(0, len(STYLES), n_users),
+        user_bias=rng.normal(0.0, 0.4, n_users),
+        user_voice=np.column_stack([rng.integers(0, len(TEMPLATES), n_users),
+                                    rng.integers(0, len(INTENSIFIERS), n_users)]),
+        user_aspects=rng.dirichlet(np.full(4 + len(GENERIC_FEATURES), 0.5), n_users),
+    )
+
+
 def build_world(n_users: int, n_items: int, seed: int) -> World:
     rng = _rng(seed, 1)
     n_genres, n_styles = len(GENRES), len(STYLES)
@@ -175,22 +190,8 @@ def build_world(n_users: int, n_items: int, seed: int) -> World:
             w = np.exp(log_pop).copy()
             w[i] = 0.0
         successors[i] = rng.choice(n_items, size=len(SUCC_PROBS), replace=False, p=w / w.sum())
-    return World(
-        item_genre=genre,
-        item_brand=brand,
-        item_style=style,
-        item_noun=rng.integers(0, len(GENRES[GENRE_NAMES[0]][0]), n_items),
-        item_adj=rng.integers(0, len(ADJECTIVES), n_items),
-        log_pop=log_pop,
-        successors=successors,
-        brand_quality=rng.normal(0.0, 0.4, len(BRANDS)),
-        user_taste=rng.dirichlet(np.full(n_genres, TASTE_ALPHA), n_users),
-        user_style=rng.integers(0, n_styles, n_users),
-        user_bias=rng.normal(0.0, 0.4, n_users),
-        user_voice=np.column_stack([rng.integers(0, len(TEMPLATES), n_users),
-                                    rng.integers(0, len(INTENSIFIERS), n_users)]),
-        user_aspects=rng.dirichlet(np.full(4 + len(GENERIC_FEATURES), 0.5), n_users),
-    )
+    return World(item_genre=genre, item_brand=brand, item_style=style, log_pop=log_pop, successors=successors,
+                 **_drawn_after_successors(rng, n_items, n_users))
 
 
 def _choice_logits(w: World, u: int) -> np.ndarray:
@@ -398,19 +399,8 @@ def _fast_world(n_users: int, n_items: int, seed: int, pop_sigma: float) -> Worl
         draw = sampler.draw(np.repeat(keys, len(SUCC_PROBS)), rng).reshape(n_items, -1)
         mask = same_genre if keys is not style else ~same_genre
         successors[mask] = draw[mask]
-    return World(
-        item_genre=genre, item_brand=brand, item_style=style,
-        item_noun=rng.integers(0, len(GENRES[GENRE_NAMES[0]][0]), n_items),
-        item_adj=rng.integers(0, len(ADJECTIVES), n_items),
-        log_pop=log_pop, successors=successors,
-        brand_quality=rng.normal(0.0, 0.4, len(BRANDS)),
-        user_taste=rng.dirichlet(np.full(n_genres, TASTE_ALPHA), n_users),
-        user_style=rng.integers(0, n_styles, n_users),
-        user_bias=rng.normal(0.0, 0.4, n_users),
-        user_voice=np.column_stack([rng.integers(0, len(TEMPLATES), n_users),
-                                    rng.integers(0, len(INTENSIFIERS), n_users)]),
-        user_aspects=rng.dirichlet(np.full(4 + len(GENERIC_FEATURES), 0.5), n_users),
-    )
+    return World(item_genre=genre, item_brand=brand, item_style=style, log_pop=log_pop, successors=successors,
+                 **_drawn_after_successors(rng, n_items, n_users))
 
 
 class _GroupSampler:
