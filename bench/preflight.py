@@ -223,6 +223,12 @@ def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True) -> dict:
             lines.append(f"  train        {name} (its record, from another config, data or code, is replaced)")
         else:
             lines.append(f"  train        {name}")
+        if j not in done:
+            est = earlier_job_seconds(plan.results_dir, {"model": model, "task": task, "dataset": plan.dataset,
+                                                         "seed": seed, "tag": plan.tag, "indexing": plan.indexing})
+            if est is not None:  # training stops at --time-limit; the evaluation after it does not
+                est = min(est[0], plan.time_limit_s or est[0]) + est[1]
+            lines[-1] += f"  [{_estimate(est)}]"
     if say and (done or len(jobs) > 1 or plan.time_limit_s):
         from bench.train import _fmt_secs
 
@@ -230,6 +236,33 @@ def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True) -> dict:
         print(f"plan: {len(jobs)} job(s) on {plan.dataset}, {len(jobs) - len(done)} to train{limit}\n"
               + "\n".join(lines), file=sys.stderr, flush=True)
     return done
+
+
+def earlier_job_seconds(results_dir: str, rec_key: dict) -> tuple[float, float] | None:
+    """How long the same job (model, task, dataset, tag, indexing; any seed, any config) took when it
+    ran here: (training, evaluation of all its prompts) seconds of its longest seed. None when it
+    never ran. A guide for the plan, not a promise: another config or machine changes it."""
+    from bench.results import record_path
+
+    run_dir = record_path(results_dir, rec_key | {"prompt": None}).parent
+    per_seed: dict[int, list[float]] = {}
+    for p in run_dir.glob("seed*.json") if run_dir.is_dir() else []:
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if rec.get("indexing", "random") != rec_key["indexing"]:
+            continue
+        # one training per seed, shared by its records (one per prompt); each prompt's evaluation adds up
+        fit_eval = per_seed.setdefault(rec.get("seed"), [rec.get("fit_time_s") or 0.0, 0.0])
+        fit_eval[1] += rec.get("eval_time_s") or 0.0
+    return tuple(max(per_seed.values(), key=sum)) if per_seed else None
+
+
+def _estimate(seconds: float | None) -> str:
+    from bench.train import _fmt_secs
+
+    return "no estimate: never ran here" if seconds is None else f"~{_fmt_secs(seconds)} in an earlier run"
 
 
 def _manifest(ds_dir: Path) -> dict | None:

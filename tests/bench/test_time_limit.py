@@ -77,3 +77,18 @@ def test_a_bad_time_limit_is_one_line(tiny_root, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["run", "--dataset", "tiny", "--data-root", str(tiny_root), "--time-limit", "soon"])
     assert e.value.code == 2 and "expected a duration" in capsys.readouterr().err
+
+
+def test_the_plan_estimates_a_job_from_its_earlier_run(tmp_path):
+    from bench.preflight import _estimate, earlier_job_seconds
+    from bench.results import record_path
+
+    key = {"model": "p5", "task": "sequential", "dataset": "tiny", "seed": 1, "tag": None, "indexing": "random"}
+    assert earlier_job_seconds(str(tmp_path), key) is None and _estimate(None) == "no estimate: never ran here"
+    for seed, prompt, fit, ev in ((1, "A-3", 100.0, 10.0), (1, "A-9", 100.0, 5.0), (2, "A-3", 30.0, 1.0)):
+        path = record_path(tmp_path, key | {"seed": seed, "prompt": prompt})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(key | {"seed": seed, "prompt": prompt, "fit_time_s": fit, "eval_time_s": ev}))
+    # seed 1: one training shared by its two prompts, both evaluations; the longest seed counts
+    assert earlier_job_seconds(str(tmp_path), key | {"seed": 7}) == (100.0, 15.0)
+    assert _estimate(115.0) == "~1m55s in an earlier run"
