@@ -7,8 +7,9 @@ A full training at t5-small's shape takes hours per epoch on a CPU, so this meas
 self-attention adapters, self- and cross-attention adapters, full fine-tuning — each in a fresh
 process, so that each peak is its own. Per strategy: median seconds per step, trainable
 parameters, the process's peak memory and the training's own share of it (the peak minus the
-resident memory before the model was built: on a CPU the interpreter and libraries are most of a
-process's peak and would hide the adapters' saving). Ratios are against full fine-tuning.
+process's peak before the model was built: on a CPU the interpreter and libraries are most of a
+process's peak and would hide the adapters' saving; the same definition as a run record's
+`peak_memory_model_mb`). Ratios are against full fine-tuning.
 Writes `<out>/efficiency_<dataset>_<shape>.json` and `.md`.
 """
 
@@ -49,7 +50,7 @@ def measure(strategy: str, dataset: str, data_root: str | None, shape: str, step
     data = load_dataset(dataset, data_root)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-    base = peak_memory(device)[0] if device.startswith("cuda") else _current_rss_mb()
+    base = peak_memory(device)[0]  # as a run record's peak_memory_model_mb: the peak before the model exists
     torch.manual_seed(seed)
     over = {"backbone_size": shape, "backbone_init": "random", "batch_size": batch, **STRATEGIES[strategy]}
     m = VIP5(build_config(VIP5Config, over), data, task="sequential", device=device, seed=seed)
@@ -71,14 +72,8 @@ def measure(strategy: str, dataset: str, data_root: str | None, shape: str, step
     trainable, total = m.num_params()
     return {"strategy": strategy, "s_per_step": statistics.median(times), "steps": len(times),
             "tokens_per_step": tokens / len(times), "trainable_params": trainable, "total_params": total,
-            "peak_memory_mb": peak, "peak_memory_model_mb": peak - base, "memory_kind": kind}
-
-
-def _current_rss_mb() -> float:
-    with open("/proc/self/statm") as f:  # resident pages (Linux; the suite's CPU target)
-        import os
-
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+            "peak_memory_mb": peak, "peak_memory_model_mb": peak - base, "memory_kind": kind,
+            "torch_threads": torch.get_num_threads()}
 
 
 def run(args) -> dict:
@@ -101,13 +96,7 @@ def run(args) -> dict:
             for key in ("s_per_step", "peak_memory_mb", "peak_memory_model_mb"):
                 r[f"{key}_vs_full"] = r[key] / full[key]
     return {"dataset": args.dataset, "shape": args.shape, "device": args.device, "batch": args.batch,
-            "seed": args.seed, "torch_threads": _threads(), "rows": rows}
-
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
+            "seed": args.seed, "torch_threads": rows[0]["torch_threads"], "rows": rows}
 
 
 def markdown(report: dict) -> str:
@@ -127,7 +116,7 @@ def markdown(report: dict) -> str:
         f"(~{report['rows'][0]['tokens_per_step']:.0f} prompt tokens per step), the same multitask batches for every "
         f"strategy, each strategy in its own process; device {report['device']}, {report['torch_threads']} thread(s).",
         f"- s/step: median wall-clock seconds of one optimizer step (forward, backward, clipping, AdamW). "
-        f"Peak: {kind}; the training's own peak is that minus the process's resident memory before the model "
+        f"Peak: {kind}; the training's own peak is that minus the process's peak before the model "
         "was built. × full: ratio to full fine-tuning of the same network.",
         "- Random-init weights: time and memory do not depend on what the weights are.", ""])
 

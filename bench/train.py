@@ -80,16 +80,28 @@ def _fmt_secs(s: float) -> str:
 # number of steps; FitLog then validates that epoch, keeps it and stops.
 _deadline: float | None = None
 _in_training_pass = False
+_capped = False  # some training in this job stopped at the deadline (VIP5's P5 backbone counts)
 
 
 def set_time_limit(seconds: float | None) -> None:
     """Start the job's clock: training stops `seconds` from now (None: no limit)."""
-    global _deadline
+    global _deadline, _capped
     _deadline = None if seconds is None else time.monotonic() + float(seconds)
+    _capped = False
 
 
 def time_is_up() -> bool:
     return _deadline is not None and time.monotonic() >= _deadline
+
+
+def _mark_job_time_capped() -> None:
+    global _capped
+    _capped = True
+
+
+def job_time_capped() -> bool:
+    """Whether any training of this job (since `set_time_limit`) was stopped by the time limit."""
+    return _capped
 
 
 def _set_training_pass(active: bool) -> None:
@@ -288,6 +300,7 @@ class FitLog:
                     break
                 if capped:
                     self.time_capped = True
+                    _mark_job_time_capped()
                     self.say(f"time limit reached: stopping after epoch {epoch} of {max_epochs} "
                              "(the same command continues from this checkpoint)")
                     break

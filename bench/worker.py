@@ -22,12 +22,6 @@ from bench.io import atomic_write_json
 MONITOR = {"sequential": "ndcg@10", "direct": "ndcg@10", "explanation": "bleu-4"}
 
 
-def _backbone_time_capped(model) -> bool:
-    """VIP5's P5 backbone (trained while VIP5 is built) stopped by --time-limit."""
-    training = getattr(model, "training", None)  # a dict on the generative models (a bool on a torch module)
-    return isinstance(training, dict) and bool((training.get("backbone") or {}).get("time_capped"))
-
-
 def peak_memory(device: str) -> tuple[float, str]:
     """Peak memory of this process in MiB, and how it was measured."""
     if device.startswith("cuda"):
@@ -212,6 +206,7 @@ def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
     from bench.fingerprint import data_version
     from bench.results import git_commit, now_iso, package_versions
     from bench.significance import per_query_field
+    from bench.train import job_time_capped
 
     spec, cfg, data, model, log, device = run["spec"], run["cfg"], run["data"], run["model"], run["log"], run["device"]
     name, task = spec["model"], spec["task"]
@@ -236,7 +231,7 @@ def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
         # at its epoch cap with the best validation score at the last epoch: still improving when it stopped
         "still_improving": log.still_improving,
         # stopped by --time-limit (its own training, or VIP5's P5 backbone): more time would have trained on
-        "time_capped": log.time_capped or _backbone_time_capped(model),
+        "time_capped": job_time_capped(),
         "time_limit_s": spec.get("time_limit_s"),
         "fit_time_s": run["fit_s"],
         "eval_time_s": eval_s,

@@ -150,5 +150,4 @@ def load_p5_backbone(vip5) -> dict:
 
         raise UsageError(f"the P5 backbone {p5.training['id']} does not fit VIP5's network "
                          f"({len(wrong)} keys differ, e.g. {wrong[0]}); delete {vip5._cache() / 'trained'} and run again")
-    return {"id": p5.training["id"], "reused": p5.training["reused"], "optimizer_steps": p5.training["optimizer_steps"],
-            "time_capped": p5.training["time_capped"]}
+    return {"id": p5.training["id"], "reused": p5.training["reused"], "optimizer_steps": p5.training["optimizer_steps"]}

@@ -157,6 +157,15 @@ def _draw(rng: np.random.Generator, weights: np.ndarray) -> int:
     return int(np.searchsorted(c, rng.random() * c[-1], side="right"))
 
 
+def _drawn_first(rng: np.random.Generator, n_items: int, pop_sigma: float):
+    """-> genre, brand, style, log popularity per item: what both generators draw first, in this order.
+    Style is drawn independently of genre and brand: text carries no information about it."""
+    genre = rng.integers(0, len(GENRES), n_items)
+    brand = genre * BRANDS_PER_GENRE + rng.integers(0, BRANDS_PER_GENRE, n_items)
+    style = rng.integers(0, len(STYLES), n_items)
+    return genre, brand, style, rng.normal(0.0, pop_sigma, n_items)
+
+
 def _drawn_after_successors(rng: np.random.Generator, n_items: int, n_users: int) -> dict:
     """The World fields both generators draw last, in this order (the same seed, the same dataset)."""
     return dict(
@@ -174,12 +183,7 @@ def _drawn_after_successors(rng: np.random.Generator, n_items: int, n_users: int
 
 def build_world(n_users: int, n_items: int, seed: int) -> World:
     rng = _rng(seed, 1)
-    n_genres, n_styles = len(GENRES), len(STYLES)
-    genre = rng.integers(0, n_genres, n_items)
-    brand = genre * BRANDS_PER_GENRE + rng.integers(0, BRANDS_PER_GENRE, n_items)
-    # Style is drawn independently of genre and brand: text carries no information about it.
-    style = rng.integers(0, n_styles, n_items)
-    log_pop = rng.normal(0.0, POP_SIGMA, n_items)
+    genre, brand, style, log_pop = _drawn_first(rng, n_items, POP_SIGMA)
     # Successors: same style (so chains stay visually coherent), same genre 4x as likely, and
     # popular items more likely; never the item itself.
     successors = np.empty((n_items, len(SUCC_PROBS)), np.int64)
@@ -386,11 +390,8 @@ def _fast_world(n_users: int, n_items: int, seed: int, pop_sigma: float) -> Worl
     """`build_world` without its per-item loop: successors are drawn group-wise (same style and
     genre with probability 0.8, else same style), popularity-weighted."""
     rng = _rng(seed, 1)
-    n_genres, n_styles = len(GENRES), len(STYLES)
-    genre = rng.integers(0, n_genres, n_items)
-    brand = genre * BRANDS_PER_GENRE + rng.integers(0, BRANDS_PER_GENRE, n_items)
-    style = rng.integers(0, n_styles, n_items)
-    log_pop = rng.normal(0.0, pop_sigma, n_items)
+    n_genres = len(GENRES)
+    genre, brand, style, log_pop = _drawn_first(rng, n_items, pop_sigma)
     pop = np.exp(log_pop)
     successors = np.empty((n_items, len(SUCC_PROBS)), np.int64)
     same_genre = rng.random((n_items, len(SUCC_PROBS))) < 0.8

@@ -26,7 +26,7 @@ def test_ratios_and_page(monkeypatch, tiny_root):
         s, peak, own, trainable = fake[strategy]
         return {"strategy": strategy, "s_per_step": s, "steps": 3, "tokens_per_step": 50.0,
                 "trainable_params": trainable, "total_params": 100, "peak_memory_mb": peak,
-                "peak_memory_model_mb": own, "memory_kind": "cpu_peak_rss"}
+                "peak_memory_model_mb": own, "memory_kind": "cpu_peak_rss", "torch_threads": 1}
 
     class Done:
         returncode, stderr = 0, ""
