@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
+from bench.data.text import Vocab, greedy_decode, pad_batch
 from bench.model import TorchNetState, TrainingCheckpoint
 from bench.registry import register_model
-from bench.text import Vocab, greedy_decode, pad_batch
 from bench.train import progress
 
 

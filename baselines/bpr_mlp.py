@@ -28,10 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
+from bench.data.sampling import embedding_optimizer, fit_bpr
 from bench.model import TorchNetState, TrainingCheckpoint, rank_by_scores
 from bench.registry import register_model
-from bench.sampling import embedding_optimizer, epoch_tensors, sample_negatives, training_pairs
-from bench.train import progress
 
 
 @dataclass
@@ -96,9 +95,7 @@ class BPRMLP(TrainingCheckpoint, TorchNetState):
         self.rng = np.random.default_rng(seed)
 
     def fit(self, log) -> None:
-        cfg, n_items = self.cfg, self.data.n_items
-        users, items = training_pairs(self.data)
-        seen = np.unique(users * n_items + items)  # sorted keys for the negative sampler
+        cfg = self.cfg
         emb = [e.weight for e in self.net.embeddings()]
         rest = [*self.net.mlp.parameters(), *self.net.fuse.parameters()]
         # embeddings get the per-sample L2 in the loss instead of weight decay, which with Adam
@@ -106,24 +103,13 @@ class BPRMLP(TrainingCheckpoint, TorchNetState):
         opts = [embedding_optimizer(cfg.embedding_optimizer, emb, cfg.lr),
                 torch.optim.Adam(rest, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)]
         self._train_state = {"emb_opt": opts[0], "opt": opts[1]}  # checkpointed every epoch (exact resume)
-        for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
-            self.net.train()
-            order = self.rng.permutation(len(users))
-            negs = sample_negatives(users, seen, n_items, self.rng)
-            u_all, ij_all = epoch_tensors(users, items, negs, order, self.device)  # [N], [N, 2] (pos, neg)
-            total = 0.0
-            for start in progress(range(0, len(order), cfg.batch_size), desc="bpr_mlp batches"):
-                u, ij = u_all[start : start + cfg.batch_size], ij_all[start : start + cfg.batch_size]  # [B], [B, 2]
-                x = self.net(u, ij)  # [B, 2]: one pass for both items
-                loss = -F.logsigmoid(x[:, 0] - x[:, 1]).mean() + cfg.l2 * self.net.sq_norms(u, ij).mean()
-                for opt in opts:
-                    opt.zero_grad(set_to_none=True)
-                loss.backward()
-                for opt in opts:
-                    opt.step()
-                total += loss.detach() * len(u)  # summed on the device: no synchronisation per batch
-            log.add_steps(-(-len(order) // cfg.batch_size))
-            log.loss(float(total) / len(order))
+        fit_bpr(self, log, opts, self._batch_loss, batch_size=cfg.batch_size, epochs=cfg.epochs,
+                patience=cfg.patience)
+
+    def _batch_loss(self, u: torch.Tensor, ij: torch.Tensor) -> torch.Tensor:
+        """BPR loss plus L2 on the batch's embedding rows: users [B], (positive, negative) items [B, 2]."""
+        x = self.net(u, ij)  # [B, 2]: one pass for both items
+        return -F.logsigmoid(x[:, 0] - x[:, 1]).mean() + self.cfg.l2 * self.net.sq_norms(u, ij).mean()
 
     @torch.no_grad()
     def _scores(self, batch, cands) -> np.ndarray:

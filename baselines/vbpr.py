@@ -30,10 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import BenchData
+from bench.data.sampling import embedding_optimizer, fit_bpr
 from bench.model import TorchNetState, TrainingCheckpoint, rank_by_scores
 from bench.registry import register_model
-from bench.sampling import embedding_optimizer, epoch_tensors, sample_negatives, training_pairs
-from bench.train import progress
 
 
 @dataclass
@@ -100,9 +99,7 @@ class VBPR(TrainingCheckpoint, TorchNetState):
         self.rng = np.random.default_rng(seed)
 
     def fit(self, log) -> None:
-        cfg, n_items, net = self.cfg, self.data.n_items, self.net
-        users, items = training_pairs(self.data)
-        seen = np.unique(users * n_items + items)  # sorted keys for the negative sampler
+        cfg, net = self.cfg, self.net
         # the paper's L2 goes into the loss for the rows a triple touches (Adam's weight decay
         # would shrink every row at every step); E and beta' take weight decay lambda_E
         rows = [net.beta_item.weight, net.gamma_user.weight, net.gamma_item.weight, net.theta_user.weight]
@@ -110,28 +107,19 @@ class VBPR(TrainingCheckpoint, TorchNetState):
                 torch.optim.Adam([net.E.weight, net.beta_visual.weight], lr=cfg.lr, weight_decay=cfg.lambda_e,
                                  fused=True)]
         self._train_state = {"emb_opt": opts[0], "opt": opts[1]}  # checkpointed every epoch (exact resume)
-        for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
-            net.train()
-            order = self.rng.permutation(len(users))
-            negs = sample_negatives(users, seen, n_items, self.rng)
-            u_all, ij_all = epoch_tensors(users, items, negs, order, self.device)  # [N], [N, 2] (pos, neg)
-            total = 0.0
-            for start in progress(range(0, len(order), cfg.batch_size), desc="vbpr batches"):
-                u, ij = u_all[start : start + cfg.batch_size], ij_all[start : start + cfg.batch_size]  # [B], [B, 2]
-                x = net(u, ij)  # [B, 2]
-                reg = cfg.lambda_theta * (
-                    net.gamma_user(u).pow(2).sum(-1) + net.theta_user(u).pow(2).sum(-1)
-                    + net.gamma_item(ij).pow(2).sum((-2, -1))
-                ) + cfg.lambda_beta * net.beta_item(ij).pow(2).sum((-2, -1))  # [B]
-                loss = -F.logsigmoid(x[:, 0] - x[:, 1]).mean() + reg.mean()
-                for opt in opts:
-                    opt.zero_grad(set_to_none=True)
-                loss.backward()
-                for opt in opts:
-                    opt.step()
-                total += loss.detach() * len(u)  # summed on the device: no synchronisation per batch
-            log.add_steps(-(-len(order) // cfg.batch_size))
-            log.loss(float(total) / len(order))
+        fit_bpr(self, log, opts, self._batch_loss, batch_size=cfg.batch_size, epochs=cfg.epochs,
+                patience=cfg.patience)
+
+    def _batch_loss(self, u: torch.Tensor, ij: torch.Tensor) -> torch.Tensor:
+        """BPR loss plus the paper's L2 on the rows of the batch's triples: users [B], (pos, neg)
+        items [B, 2]."""
+        cfg, net = self.cfg, self.net
+        x = net(u, ij)  # [B, 2]
+        reg = cfg.lambda_theta * (
+            net.gamma_user(u).pow(2).sum(-1) + net.theta_user(u).pow(2).sum(-1)
+            + net.gamma_item(ij).pow(2).sum((-2, -1))
+        ) + cfg.lambda_beta * net.beta_item(ij).pow(2).sum((-2, -1))  # [B]
+        return -F.logsigmoid(x[:, 0] - x[:, 1]).mean() + reg.mean()
 
     @torch.no_grad()
     def _scores(self, batch, cands) -> np.ndarray:

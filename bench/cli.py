@@ -83,11 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--results-dir", default="results")
     _add_data_root(tune)
 
-    from bench.features import add_parser as add_features_parser
+    from bench.data.features import add_parser as add_features_parser
 
     add_features_parser(sub)
 
-    from bench import ablate, check, efficiency, report_html, reproduce, tables
+    from bench.report import html as report_html
+    from bench.report import tables
+    from bench.studies import ablate, check, efficiency, reproduce
 
     tables.add_parser(sub)
     ablate.add_parser(sub, _ints)
@@ -124,7 +126,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
 def cmd_run(args) -> int:
     from bench import distributed
     from bench.config import parse_sets
-    from bench.runner import execute, plan_run
+    from bench.run.runner import execute, plan_run
 
     plan = plan_run(
         task=args.task, dataset=args.dataset, models=args.models, seeds=args.seeds, overrides=parse_sets(args.sets),
@@ -144,8 +146,8 @@ def cmd_run(args) -> int:
 def _summary(plan, results) -> None:
     """The comparison table per task (kept and new records; failed and not-started jobs as rows), then
     one line per job left out: what it lacks and the command that fixes it, or that its record was kept."""
-    from bench.report import comparison_table
-    from bench.tables import timing_note
+    from bench.report.run_table import comparison_table
+    from bench.report.tables import timing_note
 
     for task in plan.tasks:
         recs = [r for res in results if res.task == task for r in res.records]
@@ -173,13 +175,14 @@ def _summary(plan, results) -> None:
 def cmd_ls(args) -> int:
     from tabulate import tabulate
 
-    from bench.data import TASKS, data_root, known_datasets
+    from bench.data import data_root, known_datasets
     from bench.data.store import read_manifest
-    from bench.registry import all_models
+    from bench.registry import all_models, all_tasks
 
-    rows = [[n, ", ".join(t for t in TASKS if t in s.tasks), s.summary] for n, s in all_models().items()]
+    tasks = all_tasks()
+    rows = [[n, ", ".join(t for t in tasks if t in s.tasks), s.summary] for n, s in all_models().items()]
     print("Models\n" + tabulate(rows, headers=["model", "tasks", "description"]))
-    print("\nTasks: " + ", ".join(TASKS))
+    print("\nTasks: " + ", ".join(tasks))
     drows = []
     for name in known_datasets(args.data_root):
         path = data_root(args.data_root) / name
@@ -197,14 +200,14 @@ def cmd_ls(args) -> int:
 # subcommands whose modules are imported only when used (torch, open_clip, matplotlib are slow to load)
 LAZY_COMMANDS = {
     "data": "bench.data.cli:cmd_data",
-    "features": "bench.features:cmd_features",
-    "tables": "bench.tables:cmd_tables",
-    "ablate": "bench.ablate:cmd_ablate",
-    "check": "bench.check:cmd_check",
-    "report": "bench.report_html:cmd_report",
-    "reproduce": "bench.reproduce:cmd_reproduce",
-    "perf-report": "bench.perf_report:cmd_perf_report",
-    "efficiency": "bench.efficiency:cmd_efficiency",
+    "features": "bench.data.features:cmd_features",
+    "tables": "bench.report.tables:cmd_tables",
+    "ablate": "bench.studies.ablate:cmd_ablate",
+    "check": "bench.studies.check:cmd_check",
+    "report": "bench.report.html:cmd_report",
+    "reproduce": "bench.studies.reproduce:cmd_reproduce",
+    "perf-report": "bench.report.perf:cmd_perf_report",
+    "efficiency": "bench.studies.efficiency:cmd_efficiency",
 }
 
 
@@ -241,7 +244,7 @@ def _dispatch(parser, args) -> int:
         return cmd_ls(args)
     if args.cmd == "tune":
         from bench.config import parse_sets
-        from bench.tune import tune
+        from bench.studies.tune import tune
 
         return tune(model=args.model, task=args.task, dataset=args.dataset, grid_pairs=args.grid, seed=args.seed,
                     epochs=args.epochs, device=args.device, indexing=args.indexing, data_root=args.data_root,

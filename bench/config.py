@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from bench.errors import UsageError
@@ -118,3 +120,28 @@ def build_config(config_cls: type, overrides: dict[str, Any], *, strict: bool = 
 
 def config_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
+
+
+# ------------------------------------------------------------------------ `bench tune`'s choices
+
+def tuned_path(results_dir: str | Path, dataset: str, task: str, model: str) -> Path:
+    return Path(results_dir) / "tuned" / dataset / task / f"{model}.json"
+
+
+def load_tuned(results_dir: str | Path, dataset: str, task: str, model: str,
+               config_cls: type) -> dict[str, str]:
+    """`bench tune`'s choice for the job ({} if none), its keys checked against the model's config
+    dataclass: a key it no longer has (renamed or removed since tuning, or a hand edit) would
+    otherwise be dropped without a word and the run would use the default instead."""
+    path = tuned_path(results_dir, dataset, task, model)
+    if not path.exists():
+        return {}
+    best = {k: str(v) for k, v in json.loads(path.read_text())["best"].items()}
+    fields = sorted(f.name for f in dataclasses.fields(config_cls))
+    unknown = sorted(set(best) - set(fields))
+    if unknown:
+        raise UsageError(f"--tuned: {path} has unknown config key(s) {', '.join(unknown)} for {model} "
+                         f"({config_cls.__name__}; known: {', '.join(fields)}); fix: tune again with "
+                         f"python -m bench tune --model {model} --task {task} --dataset {dataset}, "
+                         "or remove the key from the file")
+    return best

@@ -14,6 +14,9 @@ import numpy as np
 
 from bench.data import BenchData
 from bench.metrics import rank_metrics, rating_metrics, target_ranks, text_metrics
+from bench.model import has_hook
+from bench.significance import rouge_l_per_record
+from bench.tasks import get_task
 
 TOP_K = 10
 
@@ -31,10 +34,8 @@ def evaluate(model, data: BenchData, task: str, split: str, variant: str | None 
     """Metrics of `model` on `split`. `limit`: a fixed seeded subset of that many queries (used for
     per-epoch validation of slow generative models; test evaluation always uses every query).
     `per_query`: also score each explanation on its own (for significance tests; ranking tasks
-    always return per-query ranks)."""
-    if task == "explanation":
-        return evaluate_explainer(model, data, split, variant, limit, per_query)
-    return evaluate_ranker(model, data, task, split, variant, limit)
+    always return per-query ranks). The task's evaluator comes from the task registry."""
+    return get_task(task).evaluate(model, data, split, variant, limit, per_query)
 
 
 def _subset(n: int, limit: int | None) -> np.ndarray:
@@ -48,7 +49,8 @@ def _variant_kwargs(variant):
 
 
 def evaluate_ranker(model, data: BenchData, task: str, split: str, variant: str | None = None,
-                    limit: int | None = None) -> Evaluation:
+                    limit: int | None = None, per_query: bool = False) -> Evaluation:
+    """Ranked lists of item ids, one per user (`per_query` is moot: ranks are always per user)."""
     keep = _subset(data.n_users, limit)
     all_queries = data.rank_queries(task, split)
     queries = [all_queries[i] for i in keep]
@@ -70,8 +72,9 @@ def evaluate_ranker(model, data: BenchData, task: str, split: str, variant: str 
     return Evaluation(metrics, ranks=ranks)
 
 
-def evaluate_explainer(model, data: BenchData, split: str, variant: str | None = None,
+def evaluate_explainer(model, data: BenchData, task: str, split: str, variant: str | None = None,
                        limit: int | None = None, per_query: bool = False) -> Evaluation:
+    """Generated texts, one per review record, scored against the record's explanation."""
     all_records, all_queries = data.review_split(split), data.explain_queries(split)
     keep = _subset(len(all_records), limit)
     records = [all_records[i] for i in keep]
@@ -81,11 +84,9 @@ def evaluate_explainer(model, data: BenchData, split: str, variant: str | None =
         raise RuntimeError(f"model returned {len(texts)} explanations for {len(queries)} records")
     refs = [r.explanation for r in records]
     metrics = text_metrics(texts, refs)
-    if hasattr(model, "predict_ratings"):
+    if has_hook(model, "predict_ratings"):
         metrics |= rating_metrics(model.predict_ratings(queries), [r.rating for r in records])
     scores = None
     if per_query:
-        from bench.significance import rouge_l_per_record
-
         scores = rouge_l_per_record(texts, refs)
     return Evaluation(metrics, texts=list(texts), scores=scores)

@@ -3,15 +3,17 @@
 A model is constructed as ``cls(cfg, data, task=..., device=..., seed=...)`` (it may build its
 networks from the data's sizes there), trained by ``fit(log)``, and evaluated through
 ``rank`` (sequential, direct) or ``explain`` (explanation). ``save``/``load`` round-trip its
-state into a freshly constructed instance with the same config and data.
+state into a freshly constructed instance with the same config and data. Everything else a
+model may declare is optional and listed in OPTIONAL_ATTRIBUTES and OPTIONAL_METHODS below.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,6 +38,67 @@ class Ranker(Recommender, Protocol):
 
 class Explainer(Recommender, Protocol):
     def explain(self, queries: Sequence[ExplainQuery]) -> list[str]: ...
+
+
+# ------------------------------------------------------------------------------ optional hooks
+# The optional part of the protocol, in one place. A model class may set any of these class
+# attributes (a class that leaves one out gets its default) and define any of these methods.
+# Callers read the attributes through bench.registry.ModelSpec (spec.requires, spec.run_cost,
+# spec.dataset_defaults(dataset), ...) and ask for the methods with has_hook / variants_of, so
+# a new hook is added here first; register_model refuses an upper-case class attribute close to
+# one of these names (a misspelt hook would otherwise silently leave the default in force).
+
+@dataclass(frozen=True)
+class Hook:
+    default: Any
+    doc: str
+
+
+OPTIONAL_ATTRIBUTES: dict[str, Hook] = {
+    "REQUIRES": Hook((), "what every dataset must have beyond sequences, any of attributes, features, "
+                         "reviews, images: bench run leaves the job out (with the fix), not failing in it"),
+    "REQUIRES_IF": Hook({}, "{need: config field}: a need that holds only while that field is set, e.g. "
+                            "{'features': 'image_tokens'} (VIP5 with image tokens)"),
+    "DATASET_DEFAULTS": Hook({}, "{dataset: {config field: value}}: the model's settings on that dataset; "
+                                 "bench tune's choice and --set win (keys checked at registration)"),
+    "TUNE_GRID": Hook(None, "{config field: [values]}: bench tune's grid when no --grid is given"),
+    "RUN_COST": Hook(1, "a job's relative length: the longer jobs of a task start first side by side"),
+    "SHARED_TRAININGS": Hook((), "names of the cached trainings a job may run first (VIP5: its P5 backbone); "
+                                 "a job waits while another running job trains one of them"),
+    "DISTRIBUTED": Hook(False, "trains under torchrun with DistributedDataParallel (other models are "
+                               "refused there)"),
+    "CONTRACT_OVERRIDES": Hook({}, "cheaper config values for tests/test_contract.py (tiny backbone, "
+                                   "few beams)"),
+}
+
+OPTIONAL_METHODS: dict[str, str] = {
+    "variants": "variants(task) -> list[str]: the prompt variants evaluated, one record each "
+                "(default: [None])",
+    "record_extras": "record_extras(task) -> dict: fields added to the job's records (P5/VIP5: "
+                     "decoding, vocabulary)",
+    "predict_ratings": "predict_ratings(queries) -> list[float]: an explainer's ratings, scored by "
+                       "RMSE and MAE",
+    "save_training_state": "save_training_state(path) and load_training_state(path): exact resume, "
+                           "FitLog saves after every epoch (bench/train.py; TrainingCheckpoint below "
+                           "implements both)",
+}
+
+
+def model_attribute(cls: type, name: str) -> Any:
+    """The model class's optional attribute `name` (a key of OPTIONAL_ATTRIBUTES), or its default."""
+    return getattr(cls, name, OPTIONAL_ATTRIBUTES[name].default)
+
+
+def has_hook(model, name: str) -> bool:
+    """Whether `model` defines the optional method `name` (a key of OPTIONAL_METHODS)."""
+    if name not in OPTIONAL_METHODS:  # a caller's typo would read as "never defined"
+        raise KeyError(f"{name!r} is not an optional model method; declared: {', '.join(OPTIONAL_METHODS)}")
+    return hasattr(model, name)
+
+
+def variants_of(model, task: str) -> list:
+    """The prompt variants to evaluate `model` with on `task`: its `variants(task)`, else one (None)."""
+    return list(model.variants(task)) if has_hook(model, "variants") else [None]
 
 
 def torch_param_counts(*modules) -> tuple[int, int]:

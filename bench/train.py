@@ -251,6 +251,8 @@ class FitLog:
         with tempfile.TemporaryDirectory(prefix="bench-best-") as tmp:
             ckpt = Path(self.checkpoint_dir) if self.checkpoint_dir else Path(tmp)
             # every rank resumes from rank 0's checkpoint (one node: a shared file system)
+            # an optional hook (bench/model.py OPTIONAL_METHODS), asked by name: has_hook lives in
+            # bench.model, which imports this module (FitLog), so importing it here would be a cycle
             resumable = self.checkpoint_dir is not None and hasattr(model, "save_training_state")
             best = ckpt / "best"
             bad, first = 0, 1
@@ -285,15 +287,7 @@ class FitLog:
                 capped = distributed.broadcast(time_is_up() and epoch < max_epochs)
                 if resumable:  # a time-capped run is not finished: the same command goes on from here
                     self._checkpoint(model, ckpt, epoch, bad, stop)
-                elapsed = time.perf_counter() - t_start
-                done = epoch - first + 1
-                eta = elapsed / done * (max_epochs - epoch)
-                loss_s = "" if self._loss is None else f" loss {self._loss:.4f}"
-                val_s = "" if score is None else f" val {self.monitor} {score:.4f} (best {self.best_score:.4f} @ {self.best_epoch})"
-                self.say(
-                    f"epoch {epoch}/{max_epochs}{loss_s}{val_s} {self.epoch_times[-1]:.1f}s/epoch "
-                    f"elapsed {_fmt_secs(elapsed)} ETA <= {_fmt_secs(eta)}"
-                )
+                self._say_epoch(epoch, max_epochs, epoch - first + 1, time.perf_counter() - t_start, score)
                 if stop:
                     self.stopped_early = True
                     self.say(f"early stop: no improvement for {bad} epochs (best epoch {self.best_epoch})")
@@ -310,6 +304,19 @@ class FitLog:
             elif validating and self.best_epoch is not None and self.best_epoch != last:
                 model.load(best)
                 self.say(f"restored best epoch {self.best_epoch}")
+
+    def _say_epoch(self, epoch: int, max_epochs: int, done: int, elapsed: float, score: float | None) -> None:
+        """The epoch's progress line: loss, validation score (and the best so far), the epoch's time,
+        `elapsed` since this loop started and the ETA from it: `done` counts only the epochs run by
+        this loop, not those a resumed run took over from its checkpoint."""
+        eta = elapsed / done * (max_epochs - epoch)
+        loss_s = "" if self._loss is None else f" loss {self._loss:.4f}"
+        val_s = ("" if score is None
+                 else f" val {self.monitor} {score:.4f} (best {self.best_score:.4f} @ {self.best_epoch})")
+        self.say(
+            f"epoch {epoch}/{max_epochs}{loss_s}{val_s} {self.epoch_times[-1]:.1f}s/epoch "
+            f"elapsed {_fmt_secs(elapsed)} ETA <= {_fmt_secs(eta)}"
+        )
 
     def _checkpoint(self, model, ckpt: Path, epoch: int, bad: int, stop: bool) -> None:
         """After an epoch and its validation: the model's training state and each rank's RNG state

@@ -35,6 +35,7 @@ import torch
 from bench import distributed
 from bench.data import BenchData
 from bench.model import TrainingCheckpoint, torch_param_counts
+from bench.tasks import DIRECT, EXPLANATION, SEQUENTIAL
 from bench.train import progress
 from models.network import MAX_WORDS, VIP5Net, build_backbone
 from models.prompts import TEMPLATES, Prompt, PromptRenderer, eval_templates, train_templates
@@ -134,31 +135,31 @@ class GenerativeRecommender(TrainingCheckpoint):
         cfg, out = self.cfg, []
         train = self.data.train_sequences()
         users = range(self.data.n_users) if users is None else users
-        for task in ("sequential", "direct"):
+        for task in (SEQUENTIAL, DIRECT):
             if task not in tasks:
                 continue
             pids = train_templates(task)
-            n = cfg.seq_samples_per_user if task == "sequential" else cfg.direct_samples_per_user
+            n = cfg.seq_samples_per_user if task == SEQUENTIAL else cfg.direct_samples_per_user
             for u in users:
                 s = train[u]
-                if task == "sequential" and len(s) < 2:
+                if task == SEQUENTIAL and len(s) < 2:
                     continue
-                spots = self._positions(rng, len(s), n) if task == "sequential" else rng.integers(len(s), size=n)
+                spots = self._positions(rng, len(s), n) if task == SEQUENTIAL else rng.integers(len(s), size=n)
                 for j in spots:
                     pid = pids[rng.integers(len(pids))]
-                    hist, pos = (s[:j], int(s[j])) if task == "sequential" else (s, int(s[j]))
+                    hist, pos = (s[:j], int(s[j])) if task == SEQUENTIAL else (s, int(s[j]))
                     if TEMPLATES[pid][2] == "yes_no":  # 50% the true item ("yes"), 50% a never-interacted one
                         label = bool(rng.random() < 0.5)
                         item = pos if label else self._negatives(u, rng)[0]
                         out.append(render.render(pid, user=u, history=hist, item=item, target="yes" if label else "no"))
-                    elif task == "sequential":
+                    elif task == SEQUENTIAL:
                         out.append(render.render(pid, user=u, history=hist, target=render.item(pos)))
                     else:
                         cands = [pos] + self._negatives(u, rng, cfg.train_candidates - 1, also=pos)
                         rng.shuffle(cands)
                         out.append(render.render(pid, user=u, candidates=cands, target=render.item(pos)))
-        if "explanation" in tasks:
-            pids = train_templates("explanation")
+        if EXPLANATION in tasks:
+            pids = train_templates(EXPLANATION)
             for r in self.data.review_split("train"):
                 for pid in [pids[rng.integers(len(pids))] for _ in range(cfg.expl_samples_per_review)]:
                     out.append(render.render(pid, user=r.user, item=r.item, review=r,
@@ -291,9 +292,9 @@ class GenerativeRecommender(TrainingCheckpoint):
 
     def decoding(self, task: str) -> str:
         """How this model ranks or writes for `task` (kept in each record, shown under the tables)."""
-        if task == "explanation":
+        if task == EXPLANATION:
             return "greedy"
-        if task == "direct" and self.cfg.scoring == "exact":
+        if task == DIRECT and self.cfg.scoring == "exact":
             return "exact candidate log-likelihood"
         how = "trie-constrained" if self.cfg.constrained else "unconstrained"
         return f"beam search ({self.cfg.beams} beams, {how})"
@@ -359,20 +360,12 @@ class GenerativeRecommender(TrainingCheckpoint):
                 kw["prefix_allowed_tokens_fn"] = allowed_tokens_fn(tries, self.tok.eos_id, self.tok.pad_id)
             seqs = self._generate(self._prompts(pid, batch), **kw).view(len(batch), beams, -1)  # [B, beams, T], best first
             for b in range(len(batch)):
-                valid: list[int] = []
-                invalid = 0
-                for s in seqs[b]:
-                    item = self.render.parse_item(self.tok.decode(s.tolist()))
-                    if item is None:
-                        invalid += 1  # not an item id
-                    elif item not in valid:
-                        valid.append(item)
-                out.append(valid[:k] + [-1] * invalid)
+                out.append(self.render.beam_items([self.tok.decode(s.tolist()) for s in seqs[b]], k))
         return out
 
     def explain(self, queries, variant: str | None = None) -> list[str]:
         cfg = self.cfg
-        pid = variant or eval_templates("explanation")[0]
+        pid = variant or eval_templates(EXPLANATION)[0]
         out: list[str] = []
         for start in progress(range(0, len(queries), cfg.eval_batch_size * 4), desc=f"{self.name} {pid} decoding"):
             batch = queries[start : start + cfg.eval_batch_size * 4]

@@ -84,6 +84,19 @@ class PromptRenderer:
         t = text.strip()
         return int(t) - 1 if t.isdigit() and 0 < int(t) <= self.data.n_items else None
 
+    def beam_items(self, texts: list[str], k: int) -> list[int]:
+        """Decoded beams (best first) -> the first `k` distinct items they name, then -1 for each beam
+        that names no item (the evaluator counts those in `invalid_rate`; they never take a top-k place)."""
+        valid: list[int] = []
+        invalid = 0
+        for text in texts:
+            item = self.parse_item(text)
+            if item is None:
+                invalid += 1  # not an item id
+            elif item not in valid:
+                valid.append(item)
+        return valid[:k] + [-1] * invalid
+
     def _photo(self) -> str:
         return " ".join([IMG] * self.k)
 

@@ -25,10 +25,15 @@ from pathlib import Path
 import torch
 
 from bench import distributed
+from bench.config import build_config
+from bench.errors import UsageError
 from bench.io import atomic_torch_save, atomic_write_json, file_lock
+from bench.registry import get_model
+from bench.tasks import get_task
 
 # config keys that change only how a trained model decodes, never its weights
 DECODING_KEYS = frozenset({"beams", "constrained", "scoring", "eval_batch_size"})
+BACKBONE_MODEL = "p5"  # the registered model VIP5 is built on (looked up, not imported: models/vip5.py imports this)
 # keys VIP5 hands on to the P5 model it is built on (the rest of that P5 config is P5's own defaults)
 BACKBONE_KEYS = ("backbone_size", "vocab_size", "max_history", "max_input_len", "max_target_len", "batch_size",
                  "dropout", "seq_samples_per_user", "direct_samples_per_user", "expl_samples_per_review",
@@ -73,13 +78,13 @@ def _validate_all(model):
     fixed subset of `val_queries`): one score per task, and their mean as the monitor, so the
     kept epoch does not depend on which task's job ran the training."""
     from bench.evaluate import evaluate
-    from bench.worker import MONITOR
 
     def validate() -> dict[str, float]:
         out = {}
         for task in model.train_tasks:
             m = evaluate(model, model.data, task, "val", model.variants(task)[0], limit=model.cfg.val_queries).metrics
-            out[f"{task}/{MONITOR[task]}"] = m[MONITOR[task]] / (100.0 if task == "explanation" else 1.0)
+            t = get_task(task)
+            out[f"{task}/{t.monitor}"] = m[t.monitor] / (100.0 if t.percent else 1.0)
         out["mean"] = sum(out.values()) / len(out)
         return out
 
@@ -123,31 +128,26 @@ def backbone_config(vip5_cfg, dataset: str):
     """The P5 config VIP5 builds on: what a P5 job on this dataset gets (P5's own settings for the
     dataset, its optimiser and schedule), with VIP5's data, shape and sample settings and
     `backbone_epochs` — so that with matching settings it *is* the P5 job's training."""
-    from bench.config import build_config
-    from models.vip5 import P5, P5Config
-
-    own = dict(P5.DATASET_DEFAULTS.get(dataset, {}))
+    p5 = get_model(BACKBONE_MODEL)
+    own = dict(p5.cls.DATASET_DEFAULTS.get(dataset, {}))
     shared = {k: getattr(vip5_cfg, k) for k in BACKBONE_KEYS}
     # always multitask, as in the paper: one backbone per dataset, whatever VIP5 itself trains on
-    return build_config(P5Config, own | shared | {"epochs": vip5_cfg.backbone_epochs, "train_tasks": "all"})
+    return build_config(p5.config, own | shared | {"epochs": vip5_cfg.backbone_epochs, "train_tasks": "all"})
 
 
 def load_p5_backbone(vip5) -> dict:
     """Load (training it first if no job has yet) the P5 model on the same data into VIP5's
     network. Every backbone weight must be there: only VIP5's mapping network is new."""
     from bench.train import FitLog
-    from models.vip5 import P5
 
     p5_cfg = backbone_config(vip5.cfg, vip5.data.name)
-    p5 = P5(p5_cfg, vip5.data, task=vip5.task, device=vip5.device, seed=vip5.seed)
+    p5 = get_model(BACKBONE_MODEL).cls(p5_cfg, vip5.data, task=vip5.task, device=vip5.device, seed=vip5.seed)
     print(f"[{vip5.name}] P5 backbone: {p5_cfg.epochs} epochs of multitask P5 on {vip5.data.name} (trained once, cached)",
           file=sys.stderr, flush=True)
     p5.fit(FitLog(None, "mean", name=f"{vip5.name}/p5-backbone"))
     missing, unexpected = vip5.net.load_state_dict(p5.net.state_dict(), strict=False)
     wrong = [k for k in missing if not k.startswith("mapping.")] + list(unexpected)
     if wrong:
-        from bench.errors import UsageError
-
         raise UsageError(f"the P5 backbone {p5.training['id']} does not fit VIP5's network "
                          f"({len(wrong)} keys differ, e.g. {wrong[0]}); delete {vip5._cache() / 'trained'} and run again")
     return {"id": p5.training["id"], "reused": p5.training["reused"], "optimizer_steps": p5.training["optimizer_steps"]}

@@ -106,7 +106,7 @@ class VIP5(GenerativeRecommender):
     REQUIRES_IF = {"features": "image_tokens"}  # visual features unless image_tokens=0 (bench/registry.py)
     DATASET_DEFAULTS = {"synthetic": VIP5_SYNTHETIC}
     RUN_COST = 4  # the longest job of a task (its P5 backbone, then itself): started first by `bench run --jobs`
-    SHARED_TRAININGS = ("p5", "vip5")  # cached trainings it may run (bench/runner.py schedules around them)
+    SHARED_TRAININGS = ("p5", "vip5")  # cached trainings it may run (bench/run/runner.py schedules around them)
 
     # one task's prompts keep the contract test short; multitask training has tests of its own
     CONTRACT_OVERRIDES = {"backbone_init": "random", "beams": 10, "epochs": 1, "seq_samples_per_user": 1,

@@ -8,16 +8,17 @@ import pytest
 
 from bench.config import build_config
 from bench.evaluate import evaluate
+from bench.model import variants_of
 from bench.registry import all_models
+from bench.tasks import get_task
 from bench.train import FitLog
-from bench.worker import MONITOR
 
 CASES = [(name, task) for name, spec in all_models().items() for task in sorted(spec.tasks)]
 
 
 def _build(spec, data, task):
     # a model may name cheaper settings for this test (tiny backbone, few beams) in CONTRACT_OVERRIDES
-    overrides = {"epochs": 2} | dict(getattr(spec.cls, "CONTRACT_OVERRIDES", {}))
+    overrides = {"epochs": 2} | spec.contract_overrides
     cfg = build_config(spec.config, overrides, strict=False)
     return spec.cls(cfg, data, task=task, device="cpu", seed=0)
 
@@ -36,8 +37,8 @@ NO_OPTIMIZER_STEPS = {"pop", "explain_ref", "bpr_mf"}
 def test_model_contract(name, task, tiny, tmp_path):
     spec = all_models()[name]
     model = _build(spec, tiny, task)
-    variants = list(model.variants(task)) if hasattr(model, "variants") else [None]
-    log = FitLog(lambda: evaluate(model, tiny, task, "val", variants[0]).metrics, MONITOR[task], name, verbose=False)
+    variants = variants_of(model, task)
+    log = FitLog(lambda: evaluate(model, tiny, task, "val", variants[0]).metrics, get_task(task).monitor, name, verbose=False)
     model.fit(log)
     assert len(log.epoch_times) >= 1 and log.best_epoch is not None
     # records carry optimizer steps; only closed-form fits and implicit's own SGD loop have none

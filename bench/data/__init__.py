@@ -2,7 +2,6 @@
 
 from bench.data.dataset import (
     SYNTHETIC,
-    TASKS,
     BenchData,
     ExplainQuery,
     RankQuery,
@@ -15,7 +14,6 @@ from bench.data.store import Item, Review, User, write_dataset
 
 __all__ = [
     "SYNTHETIC",
-    "TASKS",
     "BenchData",
     "ExplainQuery",
     "Item",

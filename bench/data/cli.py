@@ -93,7 +93,7 @@ def show(name: str, root) -> int:
     lens = [len(s) for s in data.sequences]
     lines.append(f"  sequence length: min {min(lens)}, mean {sum(lens) / len(lens):.1f}, max {max(lens)}")
     lines.append(f"  tasks:          {', '.join(data.tasks)}")
-    lines += [f"  no {t} task:  {why}" for t, why in data.task_support.items() if why and t != "explanation"]
+    lines += [f"  no {t} task:  {why}" for t, why in data.task_support.items() if why]
     lines.append(f"  attributes:     {'yes' if any(it.attributes for it in data.items) else 'no'}")
     lines.append(f"  feature sets:   {', '.join(data.feature_sets) or 'none'}")
     fmt = m.get("format") or {}

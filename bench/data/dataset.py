@@ -30,8 +30,8 @@ from bench.data.store import (
     verify_checksums,
 )
 from bench.errors import BenchError, MissingDataError, UnknownNameError
+from bench.tasks import DIRECT, TASKS
 
-TASKS = ("sequential", "direct", "explanation")
 SPLITS = ("val", "test")
 SYNTHETIC = "synthetic"
 # generated on first use from the generator preset of its name (bench.data.synthetic.PRESETS);
@@ -182,7 +182,7 @@ class BenchData:
         if len(seqs) != n_users:
             raise DataFormatError(ds_dir / "sequences.txt", f"{len(seqs)} lines for {n_users} users")
         cands = {}
-        for split in SPLITS if "direct" in tasks_of(manifest) else ():
+        for split in SPLITS if DIRECT in tasks_of(manifest) else ():
             path = ds_dir / f"candidates_{split}.txt"
             rows = read_int_rows(path, n_ids=n_items, width=N_CANDIDATES)
             if len(rows) != n_users:
@@ -196,7 +196,7 @@ class BenchData:
         if (ds_dir / "reviews.jsonl").exists():
             path = ds_dir / "reviews.jsonl"
             num = (int, float)
-            spec = {"user": int, "item": int, "rating": num, "feature": str, "explanation": str, "split": str}
+            spec = {"user": int, "item": int, "rating": num, "feature": str, "explanation": str, "split": str}  # not a task: review fields
             for lineno, r in enumerate(read_jsonl(path, spec), 1):
                 if not (0 <= r["user"] < n_users and 0 <= r["item"] < n_items):
                     raise DataFormatError(path, "user or item id out of range", lineno)
@@ -254,7 +254,7 @@ class BenchData:
         cut = -2 if split == "val" else -1
         if task in TASKS and self.task_support[task]:
             raise MissingDataError(f"dataset {self.name!r} has no {task} task: {self.task_support[task]}")
-        cands = self.candidates[split] if task == "direct" else None
+        cands = self.candidates[split] if TASKS[task].candidates else None
         return [
             RankQuery(u, s[:cut], None if cands is None else cands[u]) for u, s in enumerate(self.sequences)
         ]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 N_NEGATIVES = 99
-INDEXINGS = ("random", "sequential")
+INDEXINGS = ("random", "sequential")  # not a task: item indexings
 
 
 def sample_candidates(sequences: Sequence[Sequence[int]], n_items: int,
@@ -87,7 +87,7 @@ def item_permutation(indexing: str, sequences: Sequence[np.ndarray], n_items: in
     """
     if indexing == "random":
         return np.random.default_rng([seed, 7]).permutation(n_items)
-    if indexing == "sequential":
+    if indexing == "sequential":  # not a task: P5's indexing
         perm = np.full(n_items, -1, dtype=np.int64)
         nxt = 0
         for seq in sequences:

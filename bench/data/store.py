@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import tasks
 from bench.errors import DataFormatError
 from bench.io import _json_default, atomic_write_json
 
@@ -148,7 +149,7 @@ def write_dataset(
                              interactions=int(sum(len(s) for s in sequences)), reviews=len(reviews),
                              images=len(images or {}))
         if why_not_direct:
-            manifest["unsupported_tasks"] = {"direct": why_not_direct}
+            manifest["unsupported_tasks"] = {tasks.DIRECT: why_not_direct}
             manifest["tasks"] = tasks_of(manifest)
         atomic_write_json(tmp / "manifest.json", manifest)
         for enc, arr in (features or {}).items():
@@ -191,10 +192,7 @@ def _swap_in(tmp: Path, final: Path) -> None:
 
 def task_support(manifest: dict) -> dict[str, str | None]:
     """Every task -> None when the dataset supports it, else one line saying why not (for a planner)."""
-    unsupported = dict(manifest.get("unsupported_tasks") or {})
-    if manifest["counts"].get("reviews", 0) == 0:
-        unsupported.setdefault("explanation", "the dataset has no reviews (import a release with exp_splits.pkl)")
-    return {t: unsupported.get(t) for t in ("sequential", "direct", "explanation")}
+    return tasks.task_support(manifest)
 
 
 def tasks_of(manifest: dict) -> list[str]:

@@ -6,7 +6,7 @@ import torch
 
 from baselines.bpr_mlp import BPRMLP, BPRMLPConfig, NeuMF
 from bench.config import build_config
-from bench.sampling import sample_negatives, training_pairs
+from bench.data.sampling import sample_negatives, training_pairs
 from bench.train import FitLog
 
 

@@ -4,8 +4,8 @@ import torch
 
 from baselines.peter import PETER, PETERConfig, PETERPlus, PETERPlusConfig, peter_mask
 from bench.data import ExplainQuery
+from bench.data.text import Vocab
 from bench.registry import get_model
-from bench.text import Vocab
 from bench.train import FitLog
 
 SMALL = {"d_model": 16, "ffn": 32, "layers": 2, "dropout": 0.0, "epochs": 1}

@@ -79,7 +79,7 @@ def test_adapts_to_the_feature_dimension(tmp_path, encoder, dim):
 
 
 def test_negatives_are_never_training_interactions(tmp_path):
-    from bench.sampling import sample_negatives, training_pairs
+    from bench.data.sampling import sample_negatives, training_pairs
 
     data = _write(tmp_path, "neg", {"f3": _features(3)})
     users, items = training_pairs(data)

@@ -1,5 +1,5 @@
 """Run records made up in memory (no training) for the reporting tests, consistent with what
-`bench.worker` writes (metrics computed from the per-query values they carry)."""
+`bench.run.worker` writes (metrics computed from the per-query values they carry)."""
 
 from __future__ import annotations
 

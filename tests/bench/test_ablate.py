@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from fakes import fake_record
 
-from bench.ablate import STUDIES, settings, skip_reason, study_figure, study_records, study_tables
 from bench.cli import main
+from bench.report.studies import STUDIES, study_figure, study_records, study_tables
+from bench.studies.ablate import settings, skip_reason
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from fakes import fake_record, write_records
 
-from bench.check import QUICK_DATASET, TOLERANCES, _config_overrides, allowed, compare
 from bench.cli import main
-from bench.worker import run_one
+from bench.run.worker import run_one
+from bench.studies.check import QUICK_DATASET, TOLERANCES, _config_overrides, allowed, compare
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,8 +111,8 @@ def test_rerun_runs_the_reference_configurations_again(tiny_root, tmp_path, caps
 
 
 def test_committed_quick_reference_covers_the_quick_runs():
-    from bench.check import QUICK_RUNS
     from bench.results import load_records
+    from bench.studies.check import QUICK_RUNS
 
     recs = load_records(REPO / "results" / "reference", QUICK_DATASET)
     assert {(r["task"], r["model"]) for r in recs} == {(t, m) for t, m, _ in QUICK_RUNS}

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from bench import efficiency
 from bench.errors import UsageError
+from bench.studies import efficiency
 
 
 def test_one_strategy_is_measured_with_the_real_training_step(tiny_root):

@@ -24,8 +24,8 @@ from bench.config import build_config
 from bench.evaluate import evaluate
 from bench.model import TorchNetState, TrainingCheckpoint
 from bench.registry import all_models
+from bench.tasks import get_task
 from bench.train import FitLog, seed_everything
-from bench.worker import MONITOR
 
 NOT_ITERATIVE = {"pop", "explain_ref"}  # one closed-form / retrieval fit: nothing to resume
 # resumable only once their own files register their optimizer (TrainingCheckpoint, `_train_state`)
@@ -38,7 +38,7 @@ def _build(name: str, data, task: str):
     spec = all_models()[name]
     # 2 epochs whatever the model's contract settings, and no early stop between them
     over = dict(getattr(spec.cls, "CONTRACT_OVERRIDES", {})) | {"epochs": 2, "patience": 100}
-    seed_everything(0)  # what bench/worker.py does before it builds the model
+    seed_everything(0)  # what bench/run/worker.py does before it builds the model
     return spec.cls(build_config(spec.config, over, strict=False), data, task=task, device="cpu", seed=0)
 
 
@@ -55,7 +55,7 @@ def _train(name: str, data, task: str, ckpt: Path, snapshot: Path | None = None)
             shutil.copytree(ckpt, snapshot)
         return evaluate(model, data, task, "val", variant, limit=30).metrics
 
-    log = FitLog(validate, MONITOR[task], name, verbose=False, checkpoint_dir=ckpt)
+    log = FitLog(validate, get_task(task).monitor, name, verbose=False, checkpoint_dir=ckpt)
     model.fit(log)
     return log, model
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from bench.data import Item, User, load_dataset, write_dataset
+from bench.data.clip_features import resolve_weights
+from bench.data.features import add_parser, cmd_features, encoder_name
 from bench.errors import DataFormatError, UsageError
-from bench.features import add_parser, cmd_features, encoder_name, resolve_weights
 
 N_ITEMS = 110  # the direct task's 100 candidates need >= 100 + sequence length items
 
@@ -94,8 +95,8 @@ def test_extract_random_init(toy, no_network, capsys):
     j = next(j for j, it in enumerate(data.items) if it.raw_id == "I0001")
     np.testing.assert_array_equal(data.features("vitb32")[j], rows[1])
     # a run on these features records their provenance, and its table row is marked
-    from bench.report import comparison_table
-    from bench.worker import visual_features_used
+    from bench.report.run_table import comparison_table
+    from bench.run.worker import visual_features_used
     from models.vip5 import P5Config, VIP5Config
 
     used = visual_features_used(VIP5Config(visual_encoder="vitb32"), data)
@@ -145,7 +146,7 @@ def test_bad_options_fail_before_any_data_loads(argv, needle, tmp_path):
 
 
 def test_too_many_missing_images_fail_before_the_model_loads(toy, monkeypatch):
-    monkeypatch.setattr("bench.features.load_encoder", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr("bench.data.clip_features.load_encoder", lambda *a, **k: pytest.fail("model loaded"))
     with pytest.raises(DataFormatError, match="102 of 110 items have none"):
         run("--dataset", "toy", "--data-root", str(toy), "--encoder", "vitb32", "--random-init")
 

@@ -8,7 +8,7 @@ import pytest
 
 from bench.cli import main
 from bench.errors import DataFormatError
-from bench.perf_report import load_report, render, step_ratios
+from bench.report.perf import load_report, render, step_ratios
 
 
 def _bench(name, params, extra, median, mean=None, mn=None):

@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from bench import runner
 from bench.cli import main
+from bench.run import runner
 
 
 def _no_jobs(*_a, **_k):

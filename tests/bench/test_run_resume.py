@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import runner
 from bench.cli import main
+from bench.run import runner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,8 +57,8 @@ def test_a_second_run_keeps_finished_jobs_and_rerun_trains_them(tiny_root, tmp_p
 
 
 def test_records_are_current_only_when_complete_and_alike(tmp_path):
-    from bench.preflight import existing_records
     from bench.results import write_record
+    from bench.run.preflight import existing_records
 
     key = {"model": "m", "task": "direct", "dataset": "d", "seed": 1, "tag": None, "indexing": "random"}
     write_record(tmp_path, key | {"prompt": "A", "job_fingerprint": "f1", "job_records": 2})
@@ -71,7 +71,7 @@ def test_records_are_current_only_when_complete_and_alike(tmp_path):
 
 
 def test_code_fingerprint_follows_the_model_source_not_the_reporting(tmp_path, monkeypatch):
-    from bench import fingerprint
+    from bench.run import fingerprint
 
     mod = tmp_path / "fp_model.py"
     mod.write_text("from bench.train import FitLog\nclass M:\n    pass\n")
@@ -79,9 +79,9 @@ def test_code_fingerprint_follows_the_model_source_not_the_reporting(tmp_path, m
     import fp_model
 
     before = fingerprint.code_fingerprint(fp_model.M)
-    modules = {m for m, _ in fingerprint._closure(("bench.worker", "fp_model"))}
+    modules = {m for m, _ in fingerprint._closure(("bench.run.worker", "fp_model"))}
     assert {"fp_model", "bench.train", "bench.evaluate", "bench.metrics"} <= modules
-    assert not {"bench.tables", "bench.cli", "bench.runner", "bench.report"} & modules
+    assert not {"bench.report.tables", "bench.cli", "bench.run.runner", "bench.report.run_table"} & modules
     mod.write_text("from bench.train import FitLog\nclass M:\n    x = 1\n")
     assert fingerprint.code_fingerprint(fp_model.M) != before
 
@@ -89,7 +89,7 @@ def test_code_fingerprint_follows_the_model_source_not_the_reporting(tmp_path, m
 def test_a_second_run_of_a_job_in_progress_gets_one_line(tiny_root, tmp_path, capsys):
     from bench.io import LockedError, exclusive_lock
     from bench.results import lock_path
-    from bench.worker import main as worker_main
+    from bench.run.worker import main as worker_main
 
     results = tmp_path / "results"
     key = {"model": "pop", "task": "direct", "dataset": "tiny", "seed": 1, "tag": None, "indexing": "random"}
@@ -133,7 +133,7 @@ def test_a_checkpoint_that_does_not_load_is_moved_aside_and_runs_nothing(tmp_pat
 
     import torch
 
-    from bench.worker import checkpoint_epochs
+    from bench.run.worker import checkpoint_epochs
 
     good = tmp_path / "good" / "seed1"
     (good / "last").mkdir(parents=True)
@@ -166,7 +166,7 @@ def test_a_checkpoint_that_does_not_load_is_moved_aside_and_runs_nothing(tmp_pat
 
 
 def test_a_checkpoint_of_another_config_is_moved_aside_and_one_of_this_job_kept(tmp_path, capsys):
-    from bench.worker import FINGERPRINT_FILE, checkpoint_epochs
+    from bench.run.worker import FINGERPRINT_FILE, checkpoint_epochs
 
     ckpt = tmp_path / "seed1"
     assert checkpoint_epochs(ckpt, "m", "fp-a") is None  # nothing yet: the directory is stamped for this job

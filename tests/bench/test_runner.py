@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.errors import UsageError
-from bench.runner import RunPlan, _job_spec, resolve_parallel, side_by_side_order, usable_cores
+from bench.run.runner import RunPlan, _job_spec, resolve_parallel, side_by_side_order, usable_cores
 from models.vip5 import P5_SYNTHETIC, VIP5_SYNTHETIC
 
 
@@ -54,8 +54,8 @@ def test_side_by_side_jobs_never_train_one_shared_model_twice_at_once(monkeypatc
     import threading
     import time
 
-    import bench.runner as runner
-    from bench.runner import JobResult
+    import bench.run.runner as runner
+    from bench.run.runner import JobResult
 
     plan = RunPlan("synthetic", ["sequential", "direct"], {"sequential": ["vip5", "p5", "sasrec"],
                                                           "direct": ["vip5", "p5", "bpr_mf"]}, [1], parallel=2)

@@ -9,7 +9,8 @@ import pytest
 from fakes import fake_record, paper_like_records, placement_records, write_records
 
 from bench.cli import main
-from bench.tables import build_tables, efficiency_table, render, render_document, task_table
+from bench.report.render import render, render_document
+from bench.report.tables import build_tables, efficiency_table, task_table
 
 
 def _labels(table):

@@ -2,8 +2,8 @@
 
 import torch
 
+from bench.data.text import Vocab, greedy_decode, pad_batch
 from bench.metrics import tokenize
-from bench.text import Vocab, greedy_decode, pad_batch
 
 TEXTS = ["the fit is great", "the fit is okay!", "the zipper is great"]
 

@@ -82,8 +82,8 @@ def test_a_bad_time_limit_is_one_line(tiny_root, tmp_path, capsys):
 
 
 def test_the_plan_estimates_a_job_from_its_earlier_run(tmp_path):
-    from bench.preflight import _estimate, earlier_job_seconds
     from bench.results import record_path
+    from bench.run.plan import _estimate, earlier_job_seconds
 
     key = {"model": "p5", "task": "sequential", "dataset": "tiny", "seed": 1, "tag": None, "indexing": "random"}
     assert earlier_job_seconds(str(tmp_path), key) is None and _estimate(None) == "no estimate: never ran here"

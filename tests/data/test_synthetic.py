@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 from bench.data import load_dataset
-from bench.data.synthetic import STYLE_NAMES, build_world, generate
+from bench.data.synthetic import generate
+from bench.data.synthetic_vocab import STYLE_NAMES
+from bench.data.synthetic_world import build_world
 
 SMALL = {"n_users": 60, "n_items": 150}
 COMPARED = ["users.jsonl", "items.jsonl", "sequences.txt", "candidates_val.txt", "candidates_test.txt",
@@ -77,9 +79,9 @@ def test_ids_and_names(data):
 
 
 def test_names_stay_distinct_beyond_the_name_combinations():
-    from bench.data.synthetic import _names
+    from bench.data.synthetic_content import user_names
 
-    names = _names(5000, np.random.default_rng(0))
+    names = user_names(5000, np.random.default_rng(0))
     assert len(set(names)) == 5000
 
 

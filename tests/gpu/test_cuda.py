@@ -67,7 +67,7 @@ def test_amp_training_steps_update_only_trainable_weights(tiny):
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
 def test_peak_memory_is_this_device_max_allocated(device):
-    from bench.worker import peak_memory
+    from bench.run.worker import peak_memory
 
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats(device)

@@ -231,7 +231,7 @@ def test_records_state_the_real_vocabulary_and_the_decoding(tiny):
 def test_vip5s_backbone_config_is_the_p5_jobs_config(dataset):
     """With each model's own settings for a dataset, VIP5's backbone training and the P5 job's
     training are one and the same (one cache key): the P5 row is VIP5's backbone."""
-    from bench.runner import dataset_defaults
+    from bench.run.runner import dataset_defaults
     from models.shared import backbone_config, training_config
 
     vip5 = build_config(VIP5Config, dataset_defaults("vip5", dataset), strict=False)

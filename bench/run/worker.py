@@ -1,6 +1,6 @@
 """One model run in its own process: load data, build, fit, evaluate, write records.
 
-The runner starts ``python -m bench.worker SPEC.json``: a separate process gives a clean
+The runner starts ``python -m bench.run.worker SPEC.json``: a separate process gives a clean
 peak-memory figure and a crash cannot take the other models' results with it. The
 worker writes its record paths (or its error) to ``SPEC.json``'s ``"out"`` file.
 Under torchrun the runner calls `run_one` in each of its processes instead: they all train,
@@ -18,8 +18,8 @@ import traceback
 from pathlib import Path
 
 from bench.io import atomic_write_json
-
-MONITOR = {"sequential": "ndcg@10", "direct": "ndcg@10", "explanation": "bleu-4"}
+from bench.model import has_hook, variants_of
+from bench.tasks import get_task
 
 
 def peak_memory(device: str) -> tuple[float, str]:
@@ -87,8 +87,8 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     from bench.config import config_dict
     from bench.data import load_dataset
     from bench.evaluate import evaluate
-    from bench.fingerprint import job_fingerprint
     from bench.results import checkpoint_dir, write_record
+    from bench.run.fingerprint import job_fingerprint
     from bench.train import FitLog, seed_everything, set_time_limit
 
     name, task, seed = spec["model"], spec["task"], spec["seed"]
@@ -109,7 +109,7 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     model = model_spec.cls(cfg, data, task=task, device=device, seed=seed)
     if distributed.rank() > 0:  # weights start alike on every rank (seeded above); dropout masks need not
         torch.manual_seed(seed + distributed.rank())
-    variants = list(model.variants(task)) if hasattr(model, "variants") else [None]
+    variants = variants_of(model, task)
     val_limit = getattr(cfg, "val_queries", None)  # slow (generative) models validate on a fixed subset
     # per-run checkpoints: an interrupted run started again with the same command resumes
     ckpt_dir = checkpoint_dir(spec["results_dir"], _job_key(spec) | {"dataset": data.name, "indexing": data.indexing})
@@ -118,7 +118,7 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     if distributed.is_main():
         checkpoint_epochs(ckpt_dir, name, fingerprint)
     distributed.barrier()
-    log = FitLog(lambda: evaluate(model, data, task, "val", variants[0], limit=val_limit).metrics, MONITOR[task],
+    log = FitLog(lambda: evaluate(model, data, task, "val", variants[0], limit=val_limit).metrics, get_task(task).monitor,
                  name=name, checkpoint_dir=ckpt_dir)
     t0 = time.perf_counter()
     model.fit(log)
@@ -198,13 +198,14 @@ def _loadable_epochs(ckpt_dir: Path, name: str, fingerprint: str | None) -> int 
 
 
 def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
-    """One run record: metrics, efficiency figures, config, data and code provenance."""
+    """One run record: metrics, efficiency figures, config, data and code provenance (bench/results.py's
+    build_record puts them in the declared order; write_record checks them)."""
     import torch
 
     from bench import distributed
     from bench.config import config_dict
-    from bench.fingerprint import data_version
-    from bench.results import git_commit, now_iso, package_versions
+    from bench.results import build_record
+    from bench.run.fingerprint import data_version
     from bench.significance import per_query_field
     from bench.train import job_time_capped
 
@@ -213,8 +214,9 @@ def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
     trainable, total = model.num_params()
     val = log.history[log.best_epoch - 1].get("val") if log.best_epoch else None
     mem, mem_kind = peak_memory(device)
-    rec = {
-        "schema": 1,
+    # each field's meaning is declared once, in bench/results.py's RECORD_FIELDS (build_record adds the
+    # format version and provenance)
+    rec = build_record({
         "model": name,
         "task": task,
         "dataset": data.name,
@@ -223,14 +225,12 @@ def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
         "tag": spec.get("tag") or None,
         "metrics": test.metrics,
         "val_metrics": val,
-        "monitor": log.monitor,  # a multitask training monitors the mean over its tasks
+        "monitor": log.monitor,
         "time_per_epoch_s": log.time_per_epoch_s,
         "epochs": len(log.epoch_times),
         "best_epoch": log.best_epoch,
-        "optimizer_steps": log.steps,  # None: the model does not count them (closed-form or library fits)
-        # at its epoch cap with the best validation score at the last epoch: still improving when it stopped
+        "optimizer_steps": log.steps,
         "still_improving": log.still_improving,
-        # stopped by --time-limit (its own training, or VIP5's P5 backbone): more time would have trained on
         "time_capped": job_time_capped(),
         "time_limit_s": spec.get("time_limit_s"),
         "fit_time_s": run["fit_s"],
@@ -240,35 +240,27 @@ def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
         "trainable_pct": 100.0 * trainable / total if total else 0.0,
         "peak_memory_mb": mem,
         "memory_kind": mem_kind,
-        "peak_memory_model_mb": mem - run["base_mem"],  # building, training and evaluating the model: its own share
-        # processes that trained together (torchrun); time and memory above are per process (rank 0's)
+        "peak_memory_model_mb": mem - run["base_mem"],  # base_mem: the process's peak before the model
         "world_size": distributed.world_size(),
-        # jobs that ran side by side on this machine (bench run --jobs) and this process's torch threads:
-        # time per epoch is comparable only between runs with the same figures
         "concurrent_jobs": spec.get("concurrent_jobs", 1),
         "torch_threads": torch.get_num_threads(),
         "peak_memory_mb_per_rank": run["rank_peaks"],
         "device": device,
         "indexing": data.indexing,
-        "candidates": "stored per dataset: target + 99 uniformly sampled never-interacted items" if task == "direct" else None,
+        "candidates": get_task(task).candidates,
         "config": config_dict(cfg),
-        "dataset_defaults": spec.get("dataset_defaults") or None,  # config keys the model sets for this dataset
+        "dataset_defaults": spec.get("dataset_defaults") or None,
         "visual_features": visual_features_used(cfg, data),
         "dataset_manifest": {k: data.manifest.get(k) for k in ("counts", "seed", "provenance", "created")},
         "data_version": data_version(data.manifest),
-        # bench run skips this job while its records carry the fingerprint it would have now (all job_records of them)
         "job_fingerprint": run["fingerprint"],
         "job_records": run["n_records"],
-        # epochs an interrupted run of this job had completed, taken over from its checkpoint (None: a fresh start)
         "resumed_from_epoch": run["resumed"],
         "history": log.history,
-        "per_query": per_query_field(test),  # for paired significance tests (bench/significance.py)
-        "versions": package_versions(),
-        "git_commit": git_commit(),
-        "timestamp": now_iso(),
+        "per_query": per_query_field(test),
         "command": spec.get("command"),
-    }
-    if hasattr(model, "record_extras"):  # e.g. VIP5/P5: decoding, real vocabulary, which training
+    })
+    if has_hook(model, "record_extras"):  # e.g. VIP5/P5: decoding, real vocabulary, which training
         rec |= model.record_extras(task)
     return rec
 

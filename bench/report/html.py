@@ -12,7 +12,9 @@ import html
 from pathlib import Path
 
 from bench.errors import UsageError
-from bench.tables import METRIC_LABEL, SIG_METRIC, Table, render
+from bench.report.render import render
+from bench.report.table import METRIC_LABEL, Table
+from bench.tasks import TASKS
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1150px;
@@ -39,26 +41,26 @@ def _table_html(t: Table) -> str:
 
 def overview_figure(tables: list[Table], dataset: str) -> bytes | None:
     """One bar per table row: the metric the significance test uses (NDCG@10, ROUGE-L)."""
-    from bench.figures import Panel, bar_figure
+    from bench.report.figures import Panel, bar_figure
 
     panels = []
     for t in tables:
         task = t.task
         if task is None:
             continue
-        metric = SIG_METRIC[task]
+        metric = TASKS[task].significance
         j = t.columns.index(metric)
         rows = [r for r in t.rows() if r.cells[j].values]
         panels.append(Panel(f"{task}: {METRIC_LABEL[metric]}", [r.label for r in rows],
                             {METRIC_LABEL[metric]: [(r.cells[j].mean, r.cells[j].std) for r in rows]},
-                            "%" if task == "explanation" else ""))
+                            "%" if TASKS[task].percent else ""))
     return bar_figure(panels, f"Test results — {dataset} (mean ± std over seeds)") if panels else None
 
 
 def build_report(results_dir: str | Path, dataset: str | None = None) -> str:
-    from bench.ablate import STUDIES, study_figure, study_records, study_tables
+    from bench.report.studies import STUDIES, study_figure, study_records, study_tables
+    from bench.report.tables import build_tables, select_datasets
     from bench.results import git_commit, load_records, now_iso
-    from bench.tables import build_tables, select_datasets
 
     datasets = select_datasets(results_dir, dataset)
     parts, nav = [], []

@@ -1,4 +1,4 @@
-"""Negative sampling and batching shared by the BPR-trained baselines (BPR-MLP, VBPR)."""
+"""Negative sampling, batching and the training loop shared by the BPR-trained baselines (BPR-MLP, VBPR)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,36 @@ def epoch_tensors(users: np.ndarray, items: np.ndarray, negs: np.ndarray, order:
     u = torch.from_numpy(np.ascontiguousarray(users[order])).to(device)  # [N]
     ij = torch.from_numpy(np.stack([items[order], negs[order]], 1)).to(device)  # [N, 2]
     return u, ij
+
+
+def fit_bpr(model, log, opts: list, batch_loss, *, batch_size: int, epochs: int, patience: int) -> None:
+    """The BPR training loop of BPR-MLP and VBPR, which differ only in `batch_loss(u, ij)`: a batch's
+    mean loss from users [B] and (positive, negative) items [B, 2]; every optimizer in `opts` steps
+    on it. Each epoch takes every training interaction once, in a new order, with a new negative
+    (sample_negatives). `model` has data, net, device and rng: the model's own generator, drawn
+    here (order, then negatives) so that a checkpoint of it resumes the same draws."""
+    from bench.train import progress
+
+    n_items = model.data.n_items
+    users, items = training_pairs(model.data)
+    seen = np.unique(users * n_items + items)  # sorted keys for the negative sampler
+    for _epoch in log.epochs(model, max_epochs=epochs, patience=patience):
+        model.net.train()  # validation left it in eval mode (dropout off)
+        order = model.rng.permutation(len(users))
+        negs = sample_negatives(users, seen, n_items, model.rng)
+        u_all, ij_all = epoch_tensors(users, items, negs, order, model.device)  # [N], [N, 2] (pos, neg)
+        total = 0.0
+        for start in progress(range(0, len(order), batch_size), desc=f"{model.registered_name} batches"):
+            u, ij = u_all[start : start + batch_size], ij_all[start : start + batch_size]  # [B], [B, 2]
+            loss = batch_loss(u, ij)
+            for opt in opts:
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for opt in opts:
+                opt.step()
+            total += loss.detach() * len(u)  # summed on the device: no synchronisation per batch
+        log.add_steps(-(-len(order) // batch_size))
+        log.loss(float(total) / len(order))
 
 
 def embedding_optimizer(name: str, params: list, lr: float):

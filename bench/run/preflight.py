@@ -6,7 +6,7 @@
   against the dataset's manifest: a job that would fail is not started, and the plan says why
   and which command fixes it;
 - run-level resume: a job whose records already exist for the same config, data and code
-  (bench/fingerprint.py) is not trained again unless ``--rerun``.
+  (bench/run/fingerprint.py) is not trained again unless ``--rerun``.
 """
 
 from __future__ import annotations
@@ -120,8 +120,8 @@ def missing_data(model: str, cfg, dataset: str, ds_dir: Path, has: dict | None) 
     for need in data_needs(get_model(model), cfg):
         if not has.get(need, True):
             fix = HAVE_NOT.get(need, "add it to the dataset").format(ds=dataset, path=ds_dir)
-            switch = getattr(get_model(model).cls, "REQUIRES_IF", {}).get(need)
-            if switch and need not in getattr(get_model(model).cls, "REQUIRES", ()):
+            switch = get_model(model).requires_if.get(need)
+            if switch and need not in get_model(model).requires:
                 fix += f", or --set {switch}=0 (without it)"
             return f"{model} needs item {need}, dataset {dataset!r} has none; fix: {fix}"
     encoder = getattr(cfg, "visual_encoder", None)
@@ -181,91 +181,8 @@ def describe(path: Path) -> str:
 
 # ---------------------------------------------------------------------------------------------- the plan
 
-def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True) -> dict:
-    """{job index: JobResult} for the jobs not to train: not started (the dataset lacks what the
-    model needs) or kept (records exist for the same config, data and code; plan.skip_existing).
-    Prints the plan (stderr) when any job is left out, or when there are several jobs."""
-    import sys
 
-    from bench.data import data_root
-    from bench.fingerprint import job_fingerprint
-    from bench.registry import all_models
-    from bench.runner import JobResult, job_config
-
-    ds_dir = data_root(plan.data_root) / plan.dataset
-    has = dataset_has(ds_dir)
-    manifest = _manifest(ds_dir)
-    done, lines = {}, []
-    for j, (task, model, seed) in enumerate(jobs):
-        cfg = job_config(plan, task, model)
-        name = f"{model} · {task} · seed {seed}"
-        why = missing_data(model, cfg, plan.dataset, ds_dir, has)
-        if why:
-            done[j] = JobResult(task, model, seed, [], skipped=why)
-            lines.append(f"  not started  {name}: {why}")
-            continue
-        old = None
-        if manifest is not None:
-            from bench.config import config_dict
-
-            fp = job_fingerprint(model=model, cls=all_models()[model].cls, task=task, config=config_dict(cfg),
-                                 manifest=manifest, indexing=plan.indexing, tag=plan.tag)
-            key = {"model": model, "task": task, "dataset": plan.dataset, "seed": seed, "tag": plan.tag,
-                   "indexing": plan.indexing}
-            old = existing_records(plan.results_dir, key, fp)
-        if old is not None and old.current and plan.skip_existing:
-            done[j] = JobResult(task, model, seed, load_existing(old.paths), reused=True)
-            lines.append(f"  skipped      {name}: record exists ({describe(old.paths[0])}: same config, data and code); "
-                         "use --rerun to train it again")
-        elif old is not None and old.current:
-            lines.append(f"  train        {name} (again: --rerun; its record is replaced)")
-        elif old is not None:
-            lines.append(f"  train        {name} (its record, from another config, data or code, is replaced)")
-        else:
-            lines.append(f"  train        {name}")
-        if j not in done:
-            est = earlier_job_seconds(plan.results_dir, {"model": model, "task": task, "dataset": plan.dataset,
-                                                         "seed": seed, "tag": plan.tag, "indexing": plan.indexing})
-            if est is not None:  # training stops at --time-limit; the evaluation after it does not
-                est = min(est[0], plan.time_limit_s or est[0]) + est[1]
-            lines[-1] += f"  [{_estimate(est)}]"
-    if say and (done or len(jobs) > 1 or plan.time_limit_s):
-        from bench.train import _fmt_secs
-
-        limit = "" if not plan.time_limit_s else f" (each stops training after {_fmt_secs(plan.time_limit_s)})"
-        print(f"plan: {len(jobs)} job(s) on {plan.dataset}, {len(jobs) - len(done)} to train{limit}\n"
-              + "\n".join(lines), file=sys.stderr, flush=True)
-    return done
-
-
-def earlier_job_seconds(results_dir: str, rec_key: dict) -> tuple[float, float] | None:
-    """How long the same job (model, task, dataset, tag, indexing; any seed, any config) took when it
-    ran here: (training, evaluation of all its prompts) seconds of its longest seed. None when it
-    never ran. A guide for the plan, not a promise: another config or machine changes it."""
-    from bench.results import record_path
-
-    run_dir = record_path(results_dir, rec_key | {"prompt": None}).parent
-    per_seed: dict[int, list[float]] = {}
-    for p in run_dir.glob("seed*.json") if run_dir.is_dir() else []:
-        try:
-            rec = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if rec.get("indexing", "random") != rec_key["indexing"]:
-            continue
-        # one training per seed, shared by its records (one per prompt); each prompt's evaluation adds up
-        fit_eval = per_seed.setdefault(rec.get("seed"), [rec.get("fit_time_s") or 0.0, 0.0])
-        fit_eval[1] += rec.get("eval_time_s") or 0.0
-    return tuple(max(per_seed.values(), key=sum)) if per_seed else None
-
-
-def _estimate(seconds: float | None) -> str:
-    from bench.train import _fmt_secs
-
-    return "no estimate: never ran here" if seconds is None else f"~{_fmt_secs(seconds)} in an earlier run"
-
-
-def _manifest(ds_dir: Path) -> dict | None:
+def manifest_of(ds_dir: Path) -> dict | None:
     from bench.data.store import read_manifest
 
     return read_manifest(ds_dir) if (ds_dir / "manifest.json").exists() else None

@@ -19,14 +19,14 @@ def _step(n: int, total: int, what: str) -> None:
 
 
 def cmd_reproduce(args) -> int:
-    from bench.ablate import STUDIES, check_study_model, parse_studies, run_study
-    from bench.check import write_reference
     from bench.config import parse_sets
     from bench.registry import get_model
-    from bench.report_html import build_report
+    from bench.report.html import build_report
+    from bench.report.tables import build_tables, write_tables
     from bench.results import load_records
-    from bench.runner import execute, plan_run
-    from bench.tables import build_tables, write_tables
+    from bench.run.runner import execute, plan_run
+    from bench.studies.ablate import STUDIES, check_study_model, parse_studies, run_study
+    from bench.studies.check import write_reference
 
     studies = [] if args.studies == "none" else parse_studies(args.studies)
     sets = parse_sets(args.sets)

@@ -35,6 +35,7 @@ from tabulate import tabulate
 
 from bench.errors import UsageError
 from bench.metrics import HIGHER_IS_BETTER, RANK_METRICS
+from bench.tasks import DIRECT, EXPLANATION, SEQUENTIAL
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,12 @@ QUICK_TOL_SCALE = 2.0
 # (task, model, overrides): a few fast models, each clearly better than chance on ci-tiny, so a
 # regression in data, splits, candidates, evaluation or these models shows up
 QUICK_RUNS = [
-    ("sequential", "pop", {}),
-    ("sequential", "sasrec", {"epochs": "40", "dropout": "0.2"}),
-    ("direct", "pop", {}),
-    ("direct", "vbpr", {"epochs": "10"}),
-    ("explanation", "explain_ref", {}),
-    ("explanation", "nrt", {"epochs": "5"}),
+    (SEQUENTIAL, "pop", {}),
+    (SEQUENTIAL, "sasrec", {"epochs": "40", "dropout": "0.2"}),
+    (DIRECT, "pop", {}),
+    (DIRECT, "vbpr", {"epochs": "10"}),
+    (EXPLANATION, "explain_ref", {}),
+    (EXPLANATION, "nrt", {"epochs": "5"}),
 ]
 
 STATUS_ORDER = {"REGRESSION": 0, "MISSING": 1, "NOT COMPARABLE": 2, "better": 3, "new": 4, "ok": 5}
@@ -210,7 +211,7 @@ def _ensure_dataset(dataset: str, data_root: str | None, manifest: dict | None) 
 
 def rerun(reference: list[dict], *, results_dir: str, data_root: str | None, device: str) -> int:
     """Run every reference configuration again; returns the number of failed runs."""
-    from bench.runner import execute, plan_run
+    from bench.run.runner import execute, plan_run
 
     groups = defaultdict(list)
     for r in reference:
@@ -230,7 +231,7 @@ def rerun(reference: list[dict], *, results_dir: str, data_root: str | None, dev
 def quick_runs(*, results_dir: str, data_root: str | None, device: str) -> int:
     from bench.data import data_root as root_of
     from bench.data.synthetic import generate
-    from bench.runner import execute, plan_run
+    from bench.run.runner import execute, plan_run
 
     if not (root_of(data_root) / QUICK_DATASET / "manifest.json").exists():
         generate(root_of(data_root), name=QUICK_DATASET, **QUICK_DATA)
@@ -309,7 +310,7 @@ def cmd_check(args) -> int:
         diffs = compare(reference, current, scale)
     bad = [d for d in diffs if d.failed]
     print(f"bench check: {results_dir} vs reference {ref_dir}  (allowed = {scale:g} × max(abs, rel × |ref|"
-          ", 1/n queries for HR/NDCG); see bench/check.py TOLERANCES)\n")
+          ", 1/n queries for HR/NDCG); see bench/studies/check.py TOLERANCES)\n")
     print(diff_table(diffs, args.all))
     counts = {s: sum(d.status == s for d in diffs) for s in STATUS_ORDER}
     print("\n" + ", ".join(f"{v} {k}" for k, v in counts.items() if v))

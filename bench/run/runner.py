@@ -1,5 +1,5 @@
-"""`bench run`: validate every name first, then train and evaluate each (task, model, seed)
-in its own subprocess, and print the comparison table.
+"""`bench run`: execute a plan (bench/run/plan.py): train and evaluate each (task, model, seed)
+in its own subprocess (bench/run/worker.py), one at a time or side by side.
 
 Under ``torchrun --nproc_per_node N -m bench run ...`` each of the N processes runs the jobs
 itself instead (no child process): one rank of a DistributedDataParallel job each, rank 0 alone
@@ -15,160 +15,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from bench import distributed
-from bench.config import build_config
-from bench.data import SYNTHETIC, TASKS, check_dataset_name
-from bench.data.dataset import dataset_task_support
-from bench.errors import UsageError
-from bench.registry import all_models, check_model_task, check_task, get_model, models_for_task
-
-
-@dataclass
-class RunPlan:
-    dataset: str
-    tasks: list[str]
-    models: dict[str, list[str]]  # task -> models
-    seeds: list[int]
-    overrides: dict[str, str] = field(default_factory=dict)
-    epochs: int | None = None
-    device: str = "auto"
-    indexing: str = "random"
-    data_root: str | None = None
-    results_dir: str = "results"
-    tag: str | None = None
-    tuned: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (task, model) -> bench tune's choice
-    parallel: int = 1  # jobs trained side by side (each in its own process, its share of the cores)
-    skip_existing: bool = False  # run-level resume: keep the records made with the same config, data and code
-    verbose: bool = False  # tracebacks for expected errors too
-    time_limit_s: float | None = None  # per job: training stops there (--time-limit; bench.train.set_time_limit)
-
-    def jobs(self):
-        for task in self.tasks:
-            for model in self.models[task]:
-                for seed in self.seeds:
-                    yield task, model, seed
-
-
-def plan_run(
-    *,
-    task: str | None,
-    dataset: str,
-    models: list[str] | None,
-    seeds: list[int],
-    overrides: dict[str, str],
-    epochs: int | None = None,
-    device: str = "auto",
-    indexing: str = "random",
-    data_root_: str | None = None,
-    results_dir: str = "results",
-    tag: str | None = None,
-    tuned: bool = False,
-    parallel: int | str = 1,
-    skip_existing: bool = False,
-    verbose: bool = False,
-    time_limit_s: float | None = None,
-) -> RunPlan:
-    """Check tasks, dataset, models, --set keys and values, counts, device and the results
-    directory before any data is loaded or generated (one-line UsageError, exit code 2)."""
-    from bench import preflight
-    from bench.data.splits import INDEXINGS
-    from bench.errors import UnknownNameError
-
-    if indexing not in INDEXINGS:
-        raise UnknownNameError("indexing", indexing, INDEXINGS)
-    if time_limit_s is not None and time_limit_s <= 0:
-        raise UsageError(f"--time-limit {time_limit_s:g}s: must be positive; fix: e.g. --time-limit 30m")
-    if device not in ("auto", "cpu") and not device.startswith("cuda"):
-        raise UsageError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
-    preflight.check_plain_name("--dataset", dataset, "beauty")
-    preflight.check_tag(tag)
-    check_dataset_name(dataset, data_root_)
-    if task is not None:
-        check_task(task)
-        tasks = [task]
-    else:
-        tasks = list(TASKS)
-    models = list(dict.fromkeys(models)) if models else models  # a job named twice would wait on its own lock
-    seeds = list(dict.fromkeys(seeds))
-    for m in models or []:
-        check_model_task(m, task) if task is not None else get_model(m)
-    support = dataset_task_support(dataset, data_root_)  # task -> None, or why the dataset cannot have it
-    available = [t for t, why in support.items() if why is None]
-    if task is not None and task not in available:
-        raise UsageError(f"--task {task}: dataset {dataset!r} has no {task!r} task ({support.get(task)}); "
-                         f"it has: {', '.join(available)}")
-    tasks = [t for t in tasks if t in available]
-    per_task = {t: [m for m in (models or models_for_task(t)) if t in all_models()[m].tasks] for t in tasks}
-    per_task = {t: ms for t, ms in per_task.items() if ms}  # with no --task: tasks no selected model supports are skipped
-    tasks = list(per_task)
-    if not tasks:
-        raise UsageError(f"none of the models {', '.join(models or [])} supports the tasks of {dataset!r}: {', '.join(available)}")
-    selected = {m for ms in per_task.values() for m in ms}
-    if distributed.launched():
-        single = sorted(m for m in selected if not getattr(all_models()[m].cls, "DISTRIBUTED", False))
-        if single:
-            able = sorted(n for n, s in all_models().items() if getattr(s.cls, "DISTRIBUTED", False))
-            raise UsageError(f"under torchrun only {', '.join(able)} train (DistributedDataParallel); run "
-                             f"{', '.join(single)} without torchrun (python -m bench run ... --models {','.join(single)})")
-    for key in overrides:
-        owners = [m for m in selected if key in all_models()[m].config.__dataclass_fields__]
-        if not owners:
-            raise UsageError(f"--set {key}: no selected model has this config key (models: {', '.join(sorted(selected))})")
-    for m in selected:  # type-check and range-check now, not in the middle of the run
-        build_config(all_models()[m].config, overrides, strict=False)
-    preflight.check_counts(epochs, seeds)
-    preflight.check_device(device)
-    chosen = {}
-    if tuned:
-        from bench.tune import load_tuned
-
-        chosen = {(t, m): load_tuned(results_dir, dataset, t, m) for t, ms in per_task.items() for m in ms}
-    width = resolve_parallel(parallel, device)
-    preflight.check_results_dir(results_dir)  # last: a bad name above fails without creating anything
-    return RunPlan(dataset, tasks, per_task, seeds, overrides, epochs, device, indexing, data_root_, results_dir, tag, chosen,
-                   width, skip_existing, verbose, time_limit_s)
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def resolve_parallel(parallel: int | str, device: str) -> int:
-    """`--jobs`: a count, or ``auto``: one job per core (at most 4) on CPU, one at a time on CUDA
-    (jobs side by side on one GPU would blur each other's memory peaks) and under torchrun."""
-    if parallel == "auto":
-        from bench.train import resolve_device
-
-        if distributed.launched() or device.startswith("cuda") or resolve_device(device) != "cpu":
-            return 1
-        return max(1, min(usable_cores(), 4))
-    try:
-        n = int(parallel)
-    except (TypeError, ValueError):
-        n = 0
-    if n < 1:
-        raise UsageError(f"--jobs {parallel}: expected a positive integer or auto")
-    if n > 1 and distributed.launched():
-        raise UsageError("--jobs: under torchrun the processes train one job together; leave --jobs at 1")
-    return n
-
-
-@dataclass
-class JobResult:
-    task: str
-    model: str
-    seed: int
-    records: list[dict]
-    error: str | None = None
-    wall_s: float = 0.0
-    skipped: str | None = None  # not started: what the dataset lacks and the fix (bench/preflight.py)
-    reused: bool = False  # its records already existed for the same config, data and code (not trained again)
+from bench.data import SYNTHETIC
+from bench.registry import all_models
+from bench.run.plan import (  # noqa: F401  (plan_run, usable_cores: `bench.run.runner` is the run's entry point)
+    JobResult,
+    RunPlan,
+    _job_spec,
+    dataset_defaults,
+    job_config,
+    partition,
+    plan_run,
+    resolve_parallel,
+    usable_cores,
+)
 
 
 def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
@@ -185,7 +48,6 @@ def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
         if main:
             load_dataset(SYNTHETIC, plan.data_root, verify=False)
         distributed.barrier()
-    from bench.preflight import partition
 
     all_jobs = list(plan.jobs())
     done = partition(plan, all_jobs, say=main)  # not started (data needs) or kept (records exist); prints the plan
@@ -214,39 +76,12 @@ def _run_one_at_a_time(plan: RunPlan, jobs: list[tuple[str, str, int]], command:
     return results
 
 
-def _job_spec(plan: RunPlan, task: str, model: str, seed: int, command: str) -> dict:
-    fields = all_models()[model].config.__dataclass_fields__
-    # explicit --set values win over the values `bench tune` chose, which win over the model's own
-    # settings for this dataset (DATASET_DEFAULTS: e.g. VIP5's CPU budget on the embedded dataset)
-    own = dataset_defaults(model, plan.dataset)
-    overrides = own | plan.tuned.get((task, model), {}) | {k: v for k, v in plan.overrides.items() if k in fields}
-    return {
-        "model": model, "task": task, "dataset": plan.dataset, "seed": seed, "device": plan.device,
-        "indexing": plan.indexing, "data_root": plan.data_root, "results_dir": plan.results_dir,
-        "overrides": overrides, "epochs": plan.epochs, "tag": plan.tag, "command": command,
-        "concurrent_jobs": plan.parallel, "dataset_defaults": own, "verbose": plan.verbose,
-        "time_limit_s": plan.time_limit_s,
-    }
-
-
-def job_config(plan: RunPlan, task: str, model: str):
-    """The config a job's worker will build (its overrides and --epochs), computed here in the parent."""
-    spec = _job_spec(plan, task, model, 0, "")
-    overrides = dict(spec["overrides"]) | ({"epochs": plan.epochs} if plan.epochs is not None else {})
-    return build_config(all_models()[model].config, overrides, strict=False)
-
-
-def dataset_defaults(model: str, dataset: str) -> dict:
-    """A model's config values for one dataset (its class's ``DATASET_DEFAULTS[dataset]``), if any."""
-    return dict(getattr(all_models()[model].cls, "DATASET_DEFAULTS", {}).get(dataset, {}))
-
-
 def _run_in_process(plan: RunPlan, task: str, model: str, seed: int, command: str, device: str) -> JobResult:
     """One rank's part of a torchrun job; only rank 0 gets records back. An error is raised, not
     contained: the other ranks would wait for this one forever, so torchrun has to stop them."""
     import gc
 
-    from bench.worker import run_one
+    from bench.run.worker import run_one
 
     t0 = time.perf_counter()
     paths = run_one(_job_spec(plan, task, model, seed, command) | {"device": device})
@@ -263,14 +98,14 @@ def side_by_side_order(tasks: list[str], jobs: list[tuple[str, str, int]]) -> li
     the backbone its first task cached."""
     task_order = {t: i for i, t in enumerate(tasks)}
     return sorted(range(len(jobs)), key=lambda j: (
-        task_order[jobs[j][0]], -getattr(all_models()[jobs[j][1]].cls, "RUN_COST", 1), j))
+        task_order[jobs[j][0]], -all_models()[jobs[j][1]].run_cost, j))
 
 
 def shared_trainings(plan: RunPlan, task: str, model: str, seed: int) -> frozenset:
     """The cached trainings a job may have to run first (a model class's ``SHARED_TRAININGS``,
     e.g. VIP5: its P5 backbone, then its own multitask training): jobs that need one that another
     running job is training wait in the queue instead of blocking a core on its lock."""
-    names = getattr(all_models()[model].cls, "SHARED_TRAININGS", ())
+    names = all_models()[model].shared_trainings
     return frozenset((name, plan.dataset, seed) for name in names)
 
 
@@ -365,7 +200,7 @@ def _run_child(plan: RunPlan, task: str, model: str, seed: int, command: str, re
         t0 = time.perf_counter()
         # alone: the child's progress goes straight to our stderr; side by side: through _relay.
         # Its outcome comes back in out.json
-        proc = subprocess.Popen([sys.executable, "-m", "bench.worker", str(spec_path)], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "bench.run.worker", str(spec_path)], env=env,
                                 stderr=subprocess.PIPE if relay else None)
         _children.add(proc)
         try:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from bench.io import atomic_write_json, atomic_write_text
+from bench.tasks import SEQUENTIAL
 
 # strategy -> VIP5 config overrides (Table 5's rows)
 STRATEGIES = {
@@ -44,7 +45,7 @@ def measure(strategy: str, dataset: str, data_root: str | None, shape: str, step
 
     from bench.config import build_config
     from bench.data import load_dataset
-    from bench.worker import peak_memory
+    from bench.run.worker import peak_memory
     from models.vip5 import VIP5, VIP5Config
 
     data = load_dataset(dataset, data_root)
@@ -53,7 +54,7 @@ def measure(strategy: str, dataset: str, data_root: str | None, shape: str, step
     base = peak_memory(device)[0]  # as a run record's peak_memory_model_mb: the peak before the model exists
     torch.manual_seed(seed)
     over = {"backbone_size": shape, "backbone_init": "random", "batch_size": batch, **STRATEGIES[strategy]}
-    m = VIP5(build_config(VIP5Config, over), data, task="sequential", device=device, seed=seed)
+    m = VIP5(build_config(VIP5Config, over), data, task=SEQUENTIAL, device=device, seed=seed)
     samples = m._samples(np.random.default_rng(seed), m.render, m.train_tasks)
     batches = m._batches(samples)[: steps + 1]  # the same batches for every strategy (same seed)
     opt, sched, scaler, params = m.optimizer(len(batches))
@@ -80,7 +81,7 @@ def run(args) -> dict:
     rows = []
     for strategy in args.strategies:
         print(f"[efficiency] {LABELS[strategy]}: {args.steps} steps at the {args.shape} shape ...", flush=True)
-        cmd = [sys.executable, "-m", "bench.efficiency", "--one", strategy, "--dataset", args.dataset,
+        cmd = [sys.executable, "-m", "bench.studies.efficiency", "--one", strategy, "--dataset", args.dataset,
                "--shape", args.shape, "--steps", str(args.steps), "--batch", str(args.batch),
                "--device", args.device, "--seed", str(args.seed)]
         if args.data_root:

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import numpy as np
 from tabulate import tabulate
 
-TABLE_METRICS = {
-    "sequential": ["hr@5", "ndcg@5", "hr@10", "ndcg@10"],
-    "direct": ["hr@1", "hr@5", "ndcg@5", "hr@10", "ndcg@10"],
-    "explanation": ["bleu-4", "rouge-1", "rouge-2", "rouge-l"],
-}
+from bench.report.table import Cell
+from bench.tasks import TASKS
+
 EXTRA_METRICS = ["rmse", "mae", "invalid_rate"]
 
 
 def _mean_std(values: list[float], digits: int) -> str:
-    if not values:
-        return ""
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+    return Cell(values, digits).plain(empty="")
 
 
 def _params(n: int) -> str:
@@ -33,9 +26,9 @@ def comparison_table(records: list[dict], task: str, failures: list[tuple[str, s
     for r in records:
         if r["task"] == task:
             groups[(r["model"] + (f"+{r['tag']}" if r.get("tag") else ""), r.get("prompt") or "")].append(r)
-    metrics = TABLE_METRICS[task]
+    metrics = list(TASKS[task].metrics)
     extra = [m for m in EXTRA_METRICS if any(m in r["metrics"] for rs in groups.values() for r in rs)]
-    digits = 2 if task == "explanation" else 4
+    digits = TASKS[task].digits
     rows = []
     for (model, prompt), rs in sorted(groups.items()):
         rows.append(
@@ -54,7 +47,7 @@ def comparison_table(records: list[dict], task: str, failures: list[tuple[str, s
             ]
         )
     for model, err in failures:
-        status = err if err.startswith("not started") else f"FAILED: {err[:100]}"  # not started: bench/preflight.py
+        status = err if err.startswith("not started") else f"FAILED: {err[:100]}"  # not started: bench/run/preflight.py
         rows.append([model, "-", 0] + [""] * (len(metrics) + len(extra) + 4) + [status])
     headers = ["model", "prompt", "seeds"] + metrics + extra + ["s/epoch", "epochs", "trainable", "peak MB", "status"]
     return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)

@@ -9,25 +9,14 @@ under ``<results>/tune/``); the winner by the validation metric is stored in
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
 from tabulate import tabulate
 
+from bench.config import tuned_path
 from bench.errors import UsageError
 from bench.io import atomic_write_json
 from bench.results import now_iso
-
-
-def tuned_path(results_dir: str | Path, dataset: str, task: str, model: str) -> Path:
-    return Path(results_dir) / "tuned" / dataset / task / f"{model}.json"
-
-
-def load_tuned(results_dir: str | Path, dataset: str, task: str, model: str) -> dict[str, str]:
-    path = tuned_path(results_dir, dataset, task, model)
-    if not path.exists():
-        return {}
-    return {k: str(v) for k, v in json.loads(path.read_text())["best"].items()}
 
 
 def parse_grid(pairs: list[str] | None, model_grid: dict | None) -> dict[str, list[str]]:
@@ -46,15 +35,14 @@ def parse_grid(pairs: list[str] | None, model_grid: dict | None) -> dict[str, li
 
 def tune(*, model: str, task: str, dataset: str, grid_pairs: list[str] | None, seed: int, epochs: int | None,
          device: str, indexing: str, data_root: str | None, results_dir: str, sets: dict[str, str]) -> int:
-    from bench.registry import get_model
-    from bench.runner import execute, plan_run
-    from bench.worker import MONITOR
+    from bench.registry import check_task, get_model
+    from bench.run.runner import execute, plan_run
 
     spec = get_model(model)
-    grid = parse_grid(grid_pairs, getattr(spec.cls, "TUNE_GRID", None))
+    grid = parse_grid(grid_pairs, spec.tune_grid)
     keys = list(grid)
     trials = [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
-    monitor = MONITOR[task]
+    monitor = check_task(task).monitor
     rows, best, best_score = [], None, -float("inf")
     tune_dir = str(Path(results_dir) / "tune")
     for n, trial in enumerate(trials, 1):

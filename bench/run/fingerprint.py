@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 
 PROJECT_PACKAGES = ("bench", "models", "baselines")
-WORKER_MODULE = "bench.worker"  # trains, evaluates and writes the record: its imports count for every model
+WORKER_MODULE = "bench.run.worker"  # trains, evaluates and writes the record: its imports count for every model
 
 
 def _sha(obj) -> str:

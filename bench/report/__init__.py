@@ -1,0 +1,1 @@
+"""Reporting: tables, figures and the HTML report, read from run records only."""

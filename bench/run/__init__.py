@@ -1,0 +1,1 @@
+"""The run path: plan jobs, run each in a worker process, write its record."""

@@ -1,0 +1,1 @@
+"""Studies built on the run path: ablations, tuning, reproduction, regression checks, efficiency."""
