@@ -75,7 +75,8 @@ class Attn2SeqNet(nn.Module):
     def attend(self, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Top-layer states h [B, T, hidden] over attributes g [B, K, a] -> weights [B, T, K] (rows sum to 1)."""
         B, T, K = h.shape[0], h.shape[1], g.shape[1]
-        pairs = torch.cat([h[:, :, None].expand(B, T, K, -1), g[:, None].expand(B, T, K, -1)], -1)  # [B, T, K, hidden + a]
+        # [B, T, K, hidden + a]
+        pairs = torch.cat([h[:, :, None].expand(B, T, K, -1), g[:, None].expand(B, T, K, -1)], -1)
         return torch.softmax(torch.tanh(self.score(pairs).squeeze(-1)), -1)  # [B, T, K]
 
     def decode(self, tokens: torch.Tensor, g: torch.Tensor, state):
@@ -112,7 +113,8 @@ class Attn2Seq(TrainingCheckpoint, TorchNetState):
         train = self.data.review_split("train")
         users = torch.tensor([r.user for r in train], device=dev)  # [N]
         items = torch.tensor([r.item for r in train], device=dev)  # [N]
-        text = pad_batch([self.vocab.encode(r.explanation, cfg.max_words, bos=True, eos=True) for r in train]).to(dev)  # [N, L]
+        # [N, L]
+        text = pad_batch([self.vocab.encode(r.explanation, cfg.max_words, bos=True, eos=True) for r in train]).to(dev)
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self._train_state = {"opt": opt}  # checkpointed after every epoch (exact resume)
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):

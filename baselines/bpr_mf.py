@@ -91,7 +91,11 @@ class BPRMF:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     def _pull(self) -> None:
-        m = self.model.to_cpu() if hasattr(self.model, "to_cpu") and not isinstance(self.model.item_factors, np.ndarray) else self.model
+        m = (
+            self.model.to_cpu()
+            if hasattr(self.model, "to_cpu") and not isinstance(self.model.item_factors, np.ndarray)
+            else self.model
+        )
         self.user_f, self.item_f = np.asarray(m.user_factors), np.asarray(m.item_factors)
 
     def rank(self, queries, k: int) -> list[list[int]]:

@@ -140,7 +140,9 @@ class HGN(TrainingCheckpoint, TorchNetState):
         train = self.data.train_sequences()
         users, inputs, targets = sliding_windows(train, cfg.L, cfg.T)
         rows = np.concatenate([np.full(len(s), u) for u, s in enumerate(train)])
-        seen = sp.csr_matrix((np.ones(len(rows)), (rows, np.concatenate(train))), shape=(self.data.n_users, self.data.n_items))
+        seen = sp.csr_matrix(
+            (np.ones(len(rows)), (rows, np.concatenate(train))), shape=(self.data.n_users, self.data.n_items)
+        )
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.l2)
         to = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
         self._train_state = {"opt": opt}  # checkpointed after every epoch (exact resume)

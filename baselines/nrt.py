@@ -106,7 +106,8 @@ class NRT(TrainingCheckpoint, TorchNetState):
         users = torch.tensor([r.user for r in train], device=dev)  # [N]
         items = torch.tensor([r.item for r in train], device=dev)  # [N]
         ratings = torch.tensor([r.rating for r in train], dtype=torch.float32, device=dev)  # [N]
-        text = pad_batch([self.vocab.encode(r.explanation, cfg.max_words, bos=True, eos=True) for r in train]).to(dev)  # [N, L]
+        # [N, L]
+        text = pad_batch([self.vocab.encode(r.explanation, cfg.max_words, bos=True, eos=True) for r in train]).to(dev)
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self._train_state = {"opt": opt}  # checkpointed after every epoch (exact resume)
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
@@ -147,7 +148,9 @@ class NRT(TrainingCheckpoint, TorchNetState):
                 logits, h = self.net.decode(tokens[:, -1:], h)  # [B, 1, V]
                 return logits[:, -1]
 
-            out.extend(self.vocab.decode(row) for row in greedy_decode(step, len(batch), self.cfg.max_words, self.device))
+            out.extend(
+                self.vocab.decode(row) for row in greedy_decode(step, len(batch), self.cfg.max_words, self.device)
+            )
         return out
 
     @torch.no_grad()

@@ -146,7 +146,8 @@ class PETER(TrainingCheckpoint, TorchNetState):
         items = torch.tensor([r.item for r in train], device=dev)  # [N]
         ratings = torch.tensor([r.rating for r in train], dtype=torch.float32, device=dev)  # [N]
         hints = self._hints([r.feature for r in train])  # [N, H]
-        text = pad_batch([self.vocab.encode(r.explanation, cfg.max_words, bos=True, eos=True) for r in train]).to(dev)  # [N, W+2]
+        # [N, W+2]
+        text = pad_batch([self.vocab.encode(r.explanation, cfg.max_words, bos=True, eos=True) for r in train]).to(dev)
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self._train_state = {"opt": opt}  # checkpointed after every epoch (exact resume)
         for _epoch in log.epochs(self, max_epochs=cfg.epochs, patience=cfg.patience):
@@ -190,7 +191,9 @@ class PETER(TrainingCheckpoint, TorchNetState):
             def step(tokens, user=user, item=item, hints=hints):
                 return self.net.out(self.net(user, item, torch.cat([hints, tokens], 1))[:, -1])  # [B, V]
 
-            out.extend(self.vocab.decode(row) for row in greedy_decode(step, len(batch), self.cfg.max_words, self.device))
+            out.extend(
+                self.vocab.decode(row) for row in greedy_decode(step, len(batch), self.cfg.max_words, self.device)
+            )
         return out
 
     @torch.no_grad()

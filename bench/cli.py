@@ -1,4 +1,5 @@
-"""Command line: ``python -m bench {run,tune,features,ls,data,tables,ablate,check,report,reproduce,perf-report,efficiency} ...``."""
+"""Command line: ``python -m bench COMMAND ...`` (run, tune, features, ls, data, tables, ablate,
+check, report, reproduce, perf-report, efficiency)."""
 
 from __future__ import annotations
 
@@ -43,45 +44,16 @@ def _add_data_root(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m bench", description="vip5-bench: VIP5 and its baselines, one evaluator.")
-    ap.add_argument("--verbose", action="store_true", help="tracebacks for expected errors too (bad input, missing data)")
+    ap = argparse.ArgumentParser(
+        prog="python -m bench", description="vip5-bench: VIP5 and its baselines, one evaluator."
+    )
+    ap.add_argument(
+        "--verbose", action="store_true", help="tracebacks for expected errors too (bad input, missing data)"
+    )
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="train and evaluate models; print the comparison table")
-    run.add_argument("--task", default=None, help="sequential, direct or explanation (default: every task)")
-    run.add_argument("--dataset", default="synthetic", help="dataset name (default: the embedded 'synthetic')")
-    run.add_argument("--models", type=_csv, default=None, help="comma-separated model names (default: all for the task)")
-    run.add_argument("--seeds", type=_ints, default=[2022], help="comma-separated seeds (default: 2022)")
-    run.add_argument("--epochs", type=int, default=None, help="maximum epochs (overrides each model's config)")
-    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    run.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", help="config override; repeatable")
-    run.add_argument("--indexing", default="random", help="item indexing: random (leak-free) or sequential (P5's)")
-    run.add_argument("--results-dir", default="results", help="where run records go (default: ./results)")
-    run.add_argument("--tag", default=None, help="name for this configuration variant in records and tables")
-    run.add_argument("--tuned", action="store_true", help="apply the hyper-parameters `bench tune` chose (results/tuned/)")
-    run.add_argument("--jobs", default="auto",
-                     help="jobs trained side by side, each in its own process with its share of the cores "
-                          "(default auto: one per core, at most 4, on CPU; 1 on CUDA)")
-    run.add_argument("--time-limit", type=_duration, default=None, metavar="DURATION",
-                     help="per job: training stops there (e.g. 90s, 30m, 2h, 1h30m), the kept checkpoint is "
-                          "evaluated and the row is flagged time-capped; the same command continues the training")
-    run.add_argument("--rerun", action="store_true",
-                     help="train every job again, even those whose records exist for the same config, data and code "
-                          "(default: keep those and train the rest)")
-    _add_data_root(run)
-
-    tune = sub.add_parser("tune", help="grid search on the validation split; stores the best config")
-    tune.add_argument("--model", required=True)
-    tune.add_argument("--task", required=True)
-    tune.add_argument("--dataset", default="synthetic")
-    tune.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="values to try (default: the model's TUNE_GRID)")
-    tune.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", help="fixed config override")
-    tune.add_argument("--seed", type=int, default=2022)
-    tune.add_argument("--epochs", type=int, default=None)
-    tune.add_argument("--device", default="auto")
-    tune.add_argument("--indexing", default="random")
-    tune.add_argument("--results-dir", default="results")
-    _add_data_root(tune)
+    _add_run_parser(sub)
+    _add_tune_parser(sub)
 
     from bench.data.features import add_parser as add_features_parser
 
@@ -103,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--out", default=None, help="write the page here (atomic); default: print it")
     perf.add_argument("--note", default=None, help="one line about the conditions of the run, printed with the machine")
 
-    sub.add_parser("ls", help="list models (with their tasks), tasks and datasets").add_argument("--data-root", default=None)
+    sub.add_parser("ls", help="list models (with their tasks), tasks and datasets").add_argument(
+        "--data-root", default=None
+    )
 
     from bench.data.cli import add_parser as add_data_parser
 
@@ -111,6 +85,52 @@ def build_parser() -> argparse.ArgumentParser:
     for p in _subparsers(ap):  # `--verbose` after the command, too
         p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return ap
+
+
+def _add_run_parser(sub) -> None:
+    run = sub.add_parser("run", help="train and evaluate models; print the comparison table")
+    run.add_argument("--task", default=None, help="sequential, direct or explanation (default: every task)")
+    run.add_argument("--dataset", default="synthetic", help="dataset name (default: the embedded 'synthetic')")
+    run.add_argument(
+        "--models", type=_csv, default=None, help="comma-separated model names (default: all for the task)"
+    )
+    run.add_argument("--seeds", type=_ints, default=[2022], help="comma-separated seeds (default: 2022)")
+    run.add_argument("--epochs", type=int, default=None, help="maximum epochs (overrides each model's config)")
+    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    run.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", help="config override; repeatable")
+    run.add_argument("--indexing", default="random", help="item indexing: random (leak-free) or sequential (P5's)")
+    run.add_argument("--results-dir", default="results", help="where run records go (default: ./results)")
+    run.add_argument("--tag", default=None, help="name for this configuration variant in records and tables")
+    run.add_argument(
+        "--tuned", action="store_true", help="apply the hyper-parameters `bench tune` chose (results/tuned/)"
+    )
+    run.add_argument("--jobs", default="auto",
+                     help="jobs trained side by side, each in its own process with its share of the cores "
+                          "(default auto: one per core, at most 4, on CPU; 1 on CUDA)")
+    run.add_argument("--time-limit", type=_duration, default=None, metavar="DURATION",
+                     help="per job: training stops there (e.g. 90s, 30m, 2h, 1h30m), the kept checkpoint is "
+                          "evaluated and the row is flagged time-capped; the same command continues the training")
+    run.add_argument("--rerun", action="store_true",
+                     help="train every job again, even those whose records exist for the same config, data and code "
+                          "(default: keep those and train the rest)")
+    _add_data_root(run)
+
+
+def _add_tune_parser(sub) -> None:
+    tune = sub.add_parser("tune", help="grid search on the validation split; stores the best config")
+    tune.add_argument("--model", required=True)
+    tune.add_argument("--task", required=True)
+    tune.add_argument("--dataset", default="synthetic")
+    tune.add_argument(
+        "--grid", action="append", metavar="KEY=V1,V2", help="values to try (default: the model's TUNE_GRID)"
+    )
+    tune.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", help="fixed config override")
+    tune.add_argument("--seed", type=int, default=2022)
+    tune.add_argument("--epochs", type=int, default=None)
+    tune.add_argument("--device", default="auto")
+    tune.add_argument("--indexing", default="random")
+    tune.add_argument("--results-dir", default="results")
+    _add_data_root(tune)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:

@@ -64,7 +64,9 @@ def init(device: str) -> str:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
         if device != "cuda":
-            raise UsageError(f"--device {device}: under torchrun each process uses cuda:LOCAL_RANK; pass --device cuda or auto")
+            raise UsageError(
+                f"--device {device}: under torchrun each process uses cuda:LOCAL_RANK; pass --device cuda or auto"
+            )
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: CUDA is not available on this machine (use --device cpu or auto)")
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"

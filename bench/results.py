@@ -19,7 +19,17 @@ from bench.errors import DataFormatError
 from bench.io import atomic_write_json
 
 RECORD_SCHEMA = 1
-VERSIONED_PACKAGES = ("torch", "numpy", "scipy", "transformers", "implicit", "nltk", "rouge-score", "adapters", "open_clip_torch")
+VERSIONED_PACKAGES = (
+    "torch",
+    "numpy",
+    "scipy",
+    "transformers",
+    "implicit",
+    "nltk",
+    "rouge-score",
+    "adapters",
+    "open_clip_torch",
+)
 
 # who supplies a field's value: the worker (build_record's argument), build_record itself (format and
 # provenance of the writing process), or the model (its record_extras, merged after build_record)

@@ -59,7 +59,9 @@ def rouge_l_per_record(predictions: Sequence[str], references: Sequence[str]) ->
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    return np.array([100.0 * scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)])
+    return np.array(
+        [100.0 * scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)]
+    )
 
 
 def per_query_field(evaluation) -> dict | None:

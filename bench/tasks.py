@@ -85,19 +85,31 @@ register_task(Task(
     candidates="stored per dataset: target + 99 uniformly sampled never-interacted items",
     protocol="Candidates: {candidates} (leave-one-out target).",
 ))
-register_task(Task(
-    EXPLANATION, "Table 4: explanation generation (numbers in %)", "table4",
-    ("bleu-4", "rouge-1", "rouge-2", "rouge-l"), monitor="bleu-4", significance="rouge-l",
-    evaluator="bench.evaluate:evaluate_explainer", figure_metrics=("bleu-4", "rouge-l"), digits=2, percent=True, unit="records",
-    reference_model="explain_ref", seen_prompt="C-3", unseen_prompt="C-12",
-    protocol="BLEU-4: corpus level on lower-cased word tokens (nltk corpus_bleu, uniform weights, no smoothing); "
-             "ROUGE-1/2/L: sentence-level F1 (rouge-score, no stemming) averaged over records; in percent. "
-             "The official VIP5 notebook computed BLEU over characters, so its BLEU numbers are not comparable.",
-    requires={"reviews": "the dataset has no reviews (import a release with exp_splits.pkl)"},
-    hint_prompts=frozenset({"C-12"}),
-    # PETER+ reads the feature word as a hint; the retrieval reference row retrieves by it
-    hint_models=frozenset({"peter_plus", "explain_ref"}),
-))
+register_task(
+    Task(
+        EXPLANATION,
+        "Table 4: explanation generation (numbers in %)",
+        "table4",
+        ("bleu-4", "rouge-1", "rouge-2", "rouge-l"),
+        monitor="bleu-4",
+        significance="rouge-l",
+        evaluator="bench.evaluate:evaluate_explainer",
+        figure_metrics=("bleu-4", "rouge-l"),
+        digits=2,
+        percent=True,
+        unit="records",
+        reference_model="explain_ref",
+        seen_prompt="C-3",
+        unseen_prompt="C-12",
+        protocol="BLEU-4: corpus level on lower-cased word tokens (nltk corpus_bleu, uniform weights, no smoothing); "
+        "ROUGE-1/2/L: sentence-level F1 (rouge-score, no stemming) averaged over records; in percent. "
+        "The official VIP5 notebook computed BLEU over characters, so its BLEU numbers are not comparable.",
+        requires={"reviews": "the dataset has no reviews (import a release with exp_splits.pkl)"},
+        hint_prompts=frozenset({"C-12"}),
+        # PETER+ reads the feature word as a hint; the retrieval reference row retrieves by it
+        hint_models=frozenset({"peter_plus", "explain_ref"}),
+    )
+)
 
 
 def get_task(name: str) -> Task:

@@ -127,8 +127,14 @@ def progress(iterable: Iterable, total: int | None = None, desc: str = "", enabl
         iterable = _until_deadline(iterable)
     tty = sys.stderr.isatty()
     return tqdm(
-        iterable, total=total, desc=desc, leave=False, disable=not enabled or not distributed.is_main(), file=sys.stderr,
-        mininterval=0.5 if tty else 30.0, delay=2.0 if tty else 30.0,
+        iterable,
+        total=total,
+        desc=desc,
+        leave=False,
+        disable=not enabled or not distributed.is_main(),
+        file=sys.stderr,
+        mininterval=0.5 if tty else 30.0,
+        delay=2.0 if tty else 30.0,
     )
 
 
@@ -346,7 +352,12 @@ class FitLog:
         import torch
 
         st = json.loads((ckpt / "log.json").read_text())
-        self.history, self.best_epoch, self.best_score, bad = st["history"], st["best_epoch"], st["best_score"], st["bad"]
+        self.history, self.best_epoch, self.best_score, bad = (
+            st["history"],
+            st["best_epoch"],
+            st["best_score"],
+            st["bad"],
+        )
         self.steps = st.get("steps")
         self.epoch_times = [row["train_s"] for row in self.history]
         state = ckpt / st.get("state", "last")  # "last": a checkpoint written before epoch directories

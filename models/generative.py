@@ -9,8 +9,8 @@ of the first task trains it and caches it under a key of its config, the data, t
 this code; the other tasks' jobs, and VIP5 (whose backbone is exactly that P5), reuse it.
 Per epoch: `seq_samples_per_user` sequential samples per user (distinct target positions while
 the sequence has enough), `direct_samples_per_user` direct ones, `expl_samples_per_review`
-per training explanation record, each with a template drawn uniformly from the task's training templates (the unseen ones
-held out); negatives come from the user's training items only, like every baseline's. AdamW,
+per training explanation record, each with a template drawn uniformly from the task's training
+templates (the unseen ones held out); negatives come from the user's training items only, like every baseline's. AdamW,
 linear warm-up then linear decay, gradient clipping, mixed precision on CUDA (bf16 where supported).
 Under torchrun every process draws the same samples and batches (same seed) and trains on its
 own share of the batches, with DistributedDataParallel averaging the gradients: `batch_size` is
@@ -358,7 +358,8 @@ class GenerativeRecommender(TrainingCheckpoint):
                 tries = [self.full_trie if q.candidates is None else Trie(self.item_tokens[c] for c in q.candidates)
                          for q in batch]
                 kw["prefix_allowed_tokens_fn"] = allowed_tokens_fn(tries, self.tok.eos_id, self.tok.pad_id)
-            seqs = self._generate(self._prompts(pid, batch), **kw).view(len(batch), beams, -1)  # [B, beams, T], best first
+            # [B, beams, T], best first
+            seqs = self._generate(self._prompts(pid, batch), **kw).view(len(batch), beams, -1)
             for b in range(len(batch)):
                 out.append(self.render.beam_items([self.tok.decode(s.tolist()) for s in seqs[b]], k))
         return out

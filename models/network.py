@@ -43,8 +43,14 @@ def build_backbone(backbone: str | None, size: str, vocab_size: int, dropout: fl
             t5.resize_token_embeddings(vocab_size)  # room for <img>
         return t5
     cfg = T5Config(
-        vocab_size=max(vocab_size, BACKBONE_VOCAB.get(size, 0)), dropout_rate=dropout, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
-        feed_forward_proj="relu", tie_word_embeddings=True, **BACKBONE_SIZES[size],
+        vocab_size=max(vocab_size, BACKBONE_VOCAB.get(size, 0)),
+        dropout_rate=dropout,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+        feed_forward_proj="relu",
+        tie_word_embeddings=True,
+        **BACKBONE_SIZES[size],
     )
     return T5ForConditionalGeneration(cfg)
 
@@ -55,7 +61,9 @@ class MappingNetwork(nn.Module):
     def __init__(self, feat_dim: int, d_model: int, k: int):
         super().__init__()
         self.k, self.d = k, d_model
-        self.net = nn.Sequential(nn.Linear(feat_dim, d_model * k // 2), nn.Tanh(), nn.Linear(d_model * k // 2, d_model * k))
+        self.net = nn.Sequential(
+            nn.Linear(feat_dim, d_model * k // 2), nn.Tanh(), nn.Linear(d_model * k // 2, d_model * k)
+        )
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:

@@ -17,35 +17,153 @@ IMG = "<img>"
 
 # id: (task, input template, target kind)
 TEMPLATES: dict[str, tuple[str, str, str]] = {
-    "A-1": ("sequential", "Given the following purchase history of user_{user_id} : {purchase_history} predict next possible item to be purchased by the user ?", "next_item"),
-    "A-2": ("sequential", "I find the purchase history list of user_{user_id} : {purchase_history} I wonder which is the next item to recommend to the user . Can you help me decide ?", "next_item"),
-    "A-3": ("sequential", "Here is the purchase history list of user_{user_id} : {purchase_history} try to recommend next item to the user", "next_item"),
-    "A-4": ("sequential", "Given the following purchase history of {user_desc} : {purchase_history} predict next possible item for the user", "next_item"),
-    "A-5": ("sequential", "Based on the purchase history of {user_desc} : {purchase_history} Can you decide the next item likely to be purchased by the user ?", "next_item"),
-    "A-6": ("sequential", "Here is the purchase history of {user_desc} : {purchase_history} What to recommend next for the user ?", "next_item"),
-    "A-7": ("sequential", "User_{user_id} has the following purchase history : {purchase_history} Does the user likely to buy {item_id} {item_photo} next ?", "yes_no"),
-    "A-8": ("sequential", "According to {user_desc} 's purchase history list : {purchase_history} Predict whether the user will purchase {item_id} , {item_photo} next ?", "yes_no"),
-    "A-9": ("sequential", "According to the purchase history of {user_desc} : {purchase_history} Can you recommend the next possible item to the user ?", "next_item"),
+    "A-1": (
+        "sequential",
+        "Given the following purchase history of user_{user_id} : {purchase_history} predict next possible item to be "
+        "purchased by the user ?",
+        "next_item",
+    ),
+    "A-2": (
+        "sequential",
+        "I find the purchase history list of user_{user_id} : {purchase_history} I wonder which is the next item to "
+        "recommend to the user . Can you help me decide ?",
+        "next_item",
+    ),
+    "A-3": (
+        "sequential",
+        "Here is the purchase history list of user_{user_id} : {purchase_history} try to recommend next item to the "
+        "user",
+        "next_item",
+    ),
+    "A-4": (
+        "sequential",
+        "Given the following purchase history of {user_desc} : {purchase_history} predict next possible item for the "
+        "user",
+        "next_item",
+    ),
+    "A-5": (
+        "sequential",
+        "Based on the purchase history of {user_desc} : {purchase_history} Can you decide the next item likely to be "
+        "purchased by the user ?",
+        "next_item",
+    ),
+    "A-6": (
+        "sequential",
+        "Here is the purchase history of {user_desc} : {purchase_history} What to recommend next for the user ?",
+        "next_item",
+    ),
+    "A-7": (
+        "sequential",
+        "User_{user_id} has the following purchase history : {purchase_history} Does the user likely to buy {item_id} "
+        "{item_photo} next ?",
+        "yes_no",
+    ),
+    "A-8": (
+        "sequential",
+        "According to {user_desc} 's purchase history list : {purchase_history} Predict whether the user will purchase "
+        "{item_id} , {item_photo} next ?",
+        "yes_no",
+    ),
+    "A-9": (
+        "sequential",
+        "According to the purchase history of {user_desc} : {purchase_history} Can you recommend the next possible "
+        "item to the user ?",
+        "next_item",
+    ),
     "B-1": ("direct", "Will user_{user_id} likely to interact with item_{item_id} {item_photo} ?", "yes_no"),
     "B-2": ("direct", "Shall we recommend item_{item_id} {item_photo} to user_{user_id} ?", "yes_no"),
     "B-3": ("direct", "For {user_desc} , do you think it is good to recommend {item_title} {item_photo} ?", "yes_no"),
-    "B-4": ("direct", "I would like to recommend some items for user_{user_id} . Is the following item a good choice ? {item_title} {item_photo}", "yes_no"),
+    "B-4": (
+        "direct",
+        "I would like to recommend some items for user_{user_id} . Is the following item a good choice ? {item_title} "
+        "{item_photo}",
+        "yes_no",
+    ),
     "B-5": ("direct", "Which item of the following to recommend for {user_desc} ? {candidate_items}", "target_item"),
-    "B-6": ("direct", "Choose the best item from the candidates to recommend for {user_desc} ? {candidate_items}", "target_item"),
-    "B-7": ("direct", "Pick the most suitable item from the following list and recommend to user_{user_id} : {candidate_items}", "target_item"),
-    "B-8": ("direct", "We want to make recommendation for user_{user_id} . Select the best item from these candidates : {candidate_items}", "target_item"),
-    "C-1": ("explanation", "Generate an explanation for user_{user_id} about this product : {item_title} {item_photo}", "explanation"),
-    "C-2": ("explanation", "Given the following review headline {review_headline} can you help generate an explanation of user_{user_id} for item_{item_id} {item_photo} ?", "explanation"),
-    "C-3": ("explanation", "Help user_{user_id} generate a {star_rating} -star explanation about this product : {item_title} {item_photo}", "explanation"),
-    "C-4": ("explanation", "Generate an explanation for {user_desc} about this product : {item_title} {item_photo}", "explanation"),
-    "C-5": ("explanation", "Based on the following review headline : {review_headline} Generate {user_desc} 's purchase explanation about {item_title} {item_photo} ?", "explanation"),
-    "C-6": ("explanation", "Help {user_desc} generate a {star_rating} -star explanation for item_{item_id} {item_photo} ?", "explanation"),
-    "C-7": ("explanation", "Predict the star rating , then use {feature_word} as feature word to generate user_{user_id} 's purchase explanation for item_{item_id} {item_photo} ?", "rating_explanation"),
-    "C-8": ("explanation", "What score will {user_desc} rate item_{item_id} {item_photo} ? Then give an explanation for the rating score . ( 1 being lowest and 5 being highest )", "rating_explanation"),
-    "C-9": ("explanation", "Based on the feature word {feature_word} , generate an explanation for user_{user_id} about this product : {item_title} {item_photo}", "explanation"),
-    "C-10": ("explanation", "Given the word {feature_word} , can you help generate an explanation for {user_desc} about the product : {item_title} {item_photo}", "explanation"),
-    "C-11": ("explanation", "Using the word {feature_word} , write a {star_rating} -star explanation for user_{user_id} about item_{item_id} {item_photo} ?", "explanation"),
-    "C-12": ("explanation", "According to the feature word {feature_word} , generate a {star_rating} -star explanation for {user_desc} about item_{item_id} {item_photo} ?", "explanation"),
+    "B-6": (
+        "direct",
+        "Choose the best item from the candidates to recommend for {user_desc} ? {candidate_items}",
+        "target_item",
+    ),
+    "B-7": (
+        "direct",
+        "Pick the most suitable item from the following list and recommend to user_{user_id} : {candidate_items}",
+        "target_item",
+    ),
+    "B-8": (
+        "direct",
+        "We want to make recommendation for user_{user_id} . Select the best item from these candidates : "
+        "{candidate_items}",
+        "target_item",
+    ),
+    "C-1": (
+        "explanation",
+        "Generate an explanation for user_{user_id} about this product : {item_title} {item_photo}",
+        "explanation",
+    ),
+    "C-2": (
+        "explanation",
+        "Given the following review headline {review_headline} can you help generate an explanation of user_{user_id} "
+        "for item_{item_id} {item_photo} ?",
+        "explanation",
+    ),
+    "C-3": (
+        "explanation",
+        "Help user_{user_id} generate a {star_rating} -star explanation about this product : {item_title} {item_photo}",
+        "explanation",
+    ),
+    "C-4": (
+        "explanation",
+        "Generate an explanation for {user_desc} about this product : {item_title} {item_photo}",
+        "explanation",
+    ),
+    "C-5": (
+        "explanation",
+        "Based on the following review headline : {review_headline} Generate {user_desc} 's purchase explanation about "
+        "{item_title} {item_photo} ?",
+        "explanation",
+    ),
+    "C-6": (
+        "explanation",
+        "Help {user_desc} generate a {star_rating} -star explanation for item_{item_id} {item_photo} ?",
+        "explanation",
+    ),
+    "C-7": (
+        "explanation",
+        "Predict the star rating , then use {feature_word} as feature word to generate user_{user_id} 's purchase "
+        "explanation for item_{item_id} {item_photo} ?",
+        "rating_explanation",
+    ),
+    "C-8": (
+        "explanation",
+        "What score will {user_desc} rate item_{item_id} {item_photo} ? Then give an explanation for the rating score "
+        ". ( 1 being lowest and 5 being highest )",
+        "rating_explanation",
+    ),
+    "C-9": (
+        "explanation",
+        "Based on the feature word {feature_word} , generate an explanation for user_{user_id} about this product : "
+        "{item_title} {item_photo}",
+        "explanation",
+    ),
+    "C-10": (
+        "explanation",
+        "Given the word {feature_word} , can you help generate an explanation for {user_desc} about the product : "
+        "{item_title} {item_photo}",
+        "explanation",
+    ),
+    "C-11": (
+        "explanation",
+        "Using the word {feature_word} , write a {star_rating} -star explanation for user_{user_id} about "
+        "item_{item_id} {item_photo} ?",
+        "explanation",
+    ),
+    "C-12": (
+        "explanation",
+        "According to the feature word {feature_word} , generate a {star_rating} -star explanation for {user_desc} "
+        "about item_{item_id} {item_photo} ?",
+        "explanation",
+    ),
 }
 
 # held out of training; evaluated as the "unseen" prompt of each task (the paper's protocol)
@@ -124,7 +242,8 @@ class PromptRenderer:
         # fields are filled in template order so that image_items follow the token order
         for name in re.findall(r"\{(\w+)\}", template):
             if name == "purchase_history":
-                hist = list(history)[-self.max_history :]  # keep the most recent items (not the official right-truncation)
+                # keep the most recent items (not the official right-truncation)
+                hist = list(history)[-self.max_history :]
                 fields[name] = " , ".join(self._mention(i, images) for i in hist)
             elif name == "candidate_items":
                 fields[name] = " , ".join(self._mention(i, images) for i in candidates)

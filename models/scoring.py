@@ -43,7 +43,8 @@ def candidate_log_likelihoods(t5, enc: torch.Tensor, mask: torch.Tensor, candida
     g = min(group, n)  # G candidates per decoder row
     r = -(-n // g)  # R rows per prompt
     t = max(len(x) for toks in candidates for x in toks)
-    dec_in = torch.full((b_all, r * g, t), pad_id, dtype=torch.long)  # [B, R*G, T]: start token, then the id without its eos
+    # [B, R*G, T]: start token, then the id without its eos
+    dec_in = torch.full((b_all, r * g, t), pad_id, dtype=torch.long)
     labels = torch.full((b_all, r * g, t), -100, dtype=torch.long)  # [B, R*G, T]: the id with its eos; -100 = padding
     for b, toks in enumerate(candidates):
         for i, x in enumerate(toks):

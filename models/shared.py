@@ -142,12 +142,17 @@ def load_p5_backbone(vip5) -> dict:
 
     p5_cfg = backbone_config(vip5.cfg, vip5.data.name)
     p5 = get_model(BACKBONE_MODEL).cls(p5_cfg, vip5.data, task=vip5.task, device=vip5.device, seed=vip5.seed)
-    print(f"[{vip5.name}] P5 backbone: {p5_cfg.epochs} epochs of multitask P5 on {vip5.data.name} (trained once, cached)",
-          file=sys.stderr, flush=True)
+    print(
+        f"[{vip5.name}] P5 backbone: {p5_cfg.epochs} epochs of multitask P5 on {vip5.data.name} (trained once, cached)",
+        file=sys.stderr,
+        flush=True,
+    )
     p5.fit(FitLog(None, "mean", name=f"{vip5.name}/p5-backbone"))
     missing, unexpected = vip5.net.load_state_dict(p5.net.state_dict(), strict=False)
     wrong = [k for k in missing if not k.startswith("mapping.")] + list(unexpected)
     if wrong:
-        raise UsageError(f"the P5 backbone {p5.training['id']} does not fit VIP5's network "
-                         f"({len(wrong)} keys differ, e.g. {wrong[0]}); delete {vip5._cache() / 'trained'} and run again")
+        raise UsageError(
+            f"the P5 backbone {p5.training['id']} does not fit VIP5's network "
+            f"({len(wrong)} keys differ, e.g. {wrong[0]}); delete {vip5._cache() / 'trained'} and run again"
+        )
     return {"id": p5.training["id"], "reused": p5.training["reused"], "optimizer_steps": p5.training["optimizer_steps"]}

@@ -76,7 +76,9 @@ class PromptTokenizer:
         ids = self.hf.encode(text, add_special_tokens=False) if self.hf is not None else self.sp.encode(text)
         if self._space_id is None or self.img_id not in ids:
             return ids
-        return [t for t, nxt in zip(ids, ids[1:] + [None], strict=True) if not (t == self._space_id and nxt == self.img_id)]
+        return [
+            t for t, nxt in zip(ids, ids[1:] + [None], strict=True) if not (t == self._space_id and nxt == self.img_id)
+        ]
 
     def decode(self, ids) -> str:
         # ids past our vocabulary exist only in a backbone with a larger embedding table (t5-small's

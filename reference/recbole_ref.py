@@ -121,9 +121,8 @@ def recbole_scores(model, test_loader, dataset, data: BenchData) -> np.ndarray:
         for inter, _hist, _pu, _pi in test_loader:
             scores = model.full_sort_predict(inter).numpy()  # [B, RecBole items]
             users = [int(uid_tok[u]) for u in inter["user_id"].tolist()]
-            for n, (u, seq, length, tgt) in enumerate(zip(
-                users, inter["item_id_list"].tolist(), inter["item_length"].tolist(), inter["item_id"].tolist(), strict=True
-            )):
+            columns = (inter["item_id_list"].tolist(), inter["item_length"].tolist(), inter["item_id"].tolist())
+            for n, (u, seq, length, tgt) in enumerate(zip(users, *columns, strict=True)):
                 # RecBole keeps the last MAX_ITEM_LIST_LENGTH items: compare with our history's tail
                 hist = [int(iid_tok[i]) for i in seq[:length]]
                 if hist != queries[u].history[-len(hist):].tolist() or int(iid_tok[tgt]) != targets[u]:

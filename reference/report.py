@@ -155,14 +155,20 @@ def write_report(record: dict, path: Path) -> None:
             lines.append(f"| {p['model']} | *diagnostic:* {label} | " + " | ".join(cells) + f" | {ep} | {fit} |")
     lines += [
         "",
-        "| pair | ours − reference, HR@10 [95% CI] | ours − reference, NDCG@10 [95% CI] | tolerance (HR@10 / NDCG@10) | agree |",
+        "| pair | ours − reference, HR@10 [95% CI] | ours − reference, NDCG@10 [95% CI] | tolerance (HR@10 / NDCG@10) "
+        "| agree |",
         "|---|---:|---:|---:|---|",
     ]
     for p in record["pairs"]:
-        cells = [f"{d['diff']:+.4f} [{d['ci95_lo']:+.4f}, {d['ci95_hi']:+.4f}]" for d in (p["diff"]["hr@10"], p["diff"]["ndcg@10"])]
+        cells = [
+            f"{d['diff']:+.4f} [{d['ci95_lo']:+.4f}, "
+            f"{d['ci95_hi']:+.4f}]" for d in (p["diff"]["hr@10"], p["diff"]["ndcg@10"])
+        ]
         t = p["tolerance"]
-        lines.append(f"| {p['model']} vs {p['reference']} | {cells[0]} | {cells[1]} | {t['hr@10']:.4f} / {t['ndcg@10']:.4f} | "
-                     f"{'yes' if p['agree'] else '**no**'} |")
+        lines.append(
+            f"| {p['model']} vs {p['reference']} | {cells[0]} | {cells[1]} | {t['hr@10']:.4f} / {t['ndcg@10']:.4f} | "
+            f"{'yes' if p['agree'] else '**no**'} |"
+        )
     lines += ["", "## Known differences between the implementations", ""]
     for p in record["pairs"]:
         lines += [f"**{p['model']} vs {p['reference']}** ({'agree' if p['agree'] else 'disagree'})", ""]

@@ -172,9 +172,17 @@ def pair_vbpr(data, root, seed, b: Budget) -> PairRun:
         "lambda_w": 2 * c.lambda_theta, "lambda_b": 2 * c.lambda_beta, "lambda_e": 2 * c.lambda_e,
     }
     init = cornac_ref.init_like_ours(data.n_users, data.n_items, feats.shape[1], c.factors, c.visual_factors, seed)
-    return PairRun(lambda: run_ours(VBPR, VBPRConfig, ours, data, "direct", seed, early_stop=False),
-                   lambda: cornac_ref.run_vbpr(data, ref, feats, seed), asdict(c), ref,
-                   {"Cornac VBPR, initialised as ours": lambda: cornac_ref.run_vbpr(data, ref | {"init_params": init}, feats, seed)})
+    return PairRun(
+        lambda: run_ours(VBPR, VBPRConfig, ours, data, "direct", seed, early_stop=False),
+        lambda: cornac_ref.run_vbpr(data, ref, feats, seed),
+        asdict(c),
+        ref,
+        {
+            "Cornac VBPR, initialised as ours": lambda: cornac_ref.run_vbpr(
+                data, ref | {"init_params": init}, feats, seed
+            )
+        },
+    )
 
 
 # name -> (reference implementation, task, builder)
@@ -230,15 +238,28 @@ def run_pair(name: str, data, atomic_root: Path, seeds: list[int], budget: Budge
     diffs = {k: paired_difference([r.ranks for r in ours_runs], [r.ranks for r in ref_runs], k) for k in HEADLINE}
     tol = {k: max(ABS_TOL, REL_TOL * ref_s["mean"][k]) for k in HEADLINE}
     return {
-        "model": name, "reference": ref_name, "task": task, "seeds": seeds,
-        "ours": {"overrides": TRAINING[name], "config": pr.ours,
-                 "runs": [run_record(s, r) for s, r in zip(seeds, ours_runs, strict=True)]} | ours_s,
+        "model": name,
+        "reference": ref_name,
+        "task": task,
+        "seeds": seeds,
+        "ours": {
+            "overrides": TRAINING[name],
+            "config": pr.ours,
+            "runs": [run_record(s, r) for s, r in zip(seeds, ours_runs, strict=True)],
+        }
+        | ours_s,
         "ref": {"config": pr.ref, "runs": [run_record(s, r) for s, r in zip(seeds, ref_runs, strict=True)]} | ref_s,
-        "diff": diffs, "tolerance": tol,
+        "diff": diffs,
+        "tolerance": tol,
         "agree": all(abs(diffs[k]["diff"]) <= tol[k] for k in HEADLINE),
         "diagnostics": {
-            label: {"runs": [run_record(s, r) for s, r in zip(seeds, runs, strict=True)]} | summarize(runs)
-            | {"diff": {k: paired_difference([r.ranks for r in ours_runs], [r.ranks for r in runs], k) for k in HEADLINE}}
+            label: {"runs": [run_record(s, r) for s, r in zip(seeds, runs, strict=True)]}
+            | summarize(runs)
+            | {
+                "diff": {
+                    k: paired_difference([r.ranks for r in ours_runs], [r.ranks for r in runs], k) for k in HEADLINE
+                }
+            }
             for label, runs in diag_runs.items()
         },
     }
@@ -251,7 +272,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root", default=None, help="where synthetic is generated (default: a temp dir)")
     ap.add_argument("--out", default="results/reference")
     d = Budget()
-    ap.add_argument("--max-epochs", type=int, default=d.max_epochs, help="for quick trials; the committed run uses the defaults")
+    ap.add_argument(
+        "--max-epochs", type=int, default=d.max_epochs, help="for quick trials; the committed run uses the defaults"
+    )
     ap.add_argument("--patience", type=int, default=d.patience)
     ap.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs)
     ap.add_argument("--vbpr-epochs", type=int, default=d.vbpr_epochs)

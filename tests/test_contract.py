@@ -23,11 +23,16 @@ def _build(spec, data, task):
     return spec.cls(cfg, data, task=task, device="cpu", seed=0)
 
 
-def _outputs(model, data, task, variant):
+def _outputs(model, data, task, variant, n: int | None = None):
+    """The model's test output for the first `n` queries (all by default)."""
     kw = {} if variant is None else {"variant": variant}
     if task == "explanation":
-        return model.explain(data.explain_queries("test"), **kw)
-    return model.rank(data.rank_queries(task, "test"), 10, **kw)
+        return model.explain(data.explain_queries("test")[:n], **kw)
+    return model.rank(data.rank_queries(task, "test")[:n], 10, **kw)
+
+
+VAL_QUERIES = 20  # validation on a fixed subset, as the worker does for slow models (val_queries)
+RELOADED_QUERIES = 16  # a reloaded model must give the same output; a subset shows it as well as all
 
 
 NO_OPTIMIZER_STEPS = {"pop", "explain_ref", "bpr_mf"}
@@ -38,7 +43,12 @@ def test_model_contract(name, task, tiny, tmp_path):
     spec = all_models()[name]
     model = _build(spec, tiny, task)
     variants = variants_of(model, task)
-    log = FitLog(lambda: evaluate(model, tiny, task, "val", variants[0]).metrics, get_task(task).monitor, name, verbose=False)
+    log = FitLog(
+        lambda: evaluate(model, tiny, task, "val", variants[0], limit=VAL_QUERIES).metrics,
+        get_task(task).monitor,
+        name,
+        verbose=False,
+    )
     model.fit(log)
     assert len(log.epoch_times) >= 1 and log.best_epoch is not None
     # records carry optimizer steps; only closed-form fits and implicit's own SGD loop have none
@@ -59,13 +69,12 @@ def test_model_contract(name, task, tiny, tmp_path):
             assert all(0 <= i < tiny.n_items for i in lst)
             if q.candidates is not None:
                 assert set(lst) <= set(q.candidates.tolist()), "direct task: only the query's candidates"
-        assert evaluate(model, tiny, task, "test", variants[0]).metrics["invalid_rate"] == 0.0
 
     model.save(tmp_path / "ckpt")
     fresh = _build(spec, tiny, task)
     fresh.load(tmp_path / "ckpt")
-    again = _outputs(fresh, tiny, task, variants[0])
+    again = _outputs(fresh, tiny, task, variants[0], RELOADED_QUERIES)
     if task == "explanation":
-        assert again == out
+        assert again == out[:RELOADED_QUERIES]
     else:
-        assert np.array_equal(np.asarray(again), np.asarray(out))
+        assert np.array_equal(np.asarray(again), np.asarray(out[:RELOADED_QUERIES]))

@@ -26,7 +26,9 @@ def add_parser(sub, add_data_root: Callable[[argparse.ArgumentParser], None]) ->
     imp.add_argument("path")
     imp.add_argument("--name", required=True)
     imp.add_argument("--seed", type=int, default=2022, help="seed for candidate lists and splits")
-    imp.add_argument("--force", action="store_true", help="replace a dataset of that name (kept until the new one is complete)")
+    imp.add_argument(
+        "--force", action="store_true", help="replace a dataset of that name (kept until the new one is complete)"
+    )
     add_data_root(imp)
     show = dsub.add_parser("show", help="counts, tasks available, provenance")
     show.add_argument("name")
@@ -38,7 +40,9 @@ def add_parser(sub, add_data_root: Callable[[argparse.ArgumentParser], None]) ->
     gen.add_argument("--users", type=int, default=None, help="number of users (default: the preset's)")
     gen.add_argument("--items", type=int, default=None, help="number of items (default: the preset's)")
     gen.add_argument("--seed", type=int, default=2022)
-    gen.add_argument("--force", action="store_true", help="replace a dataset of that name (kept until the new one is complete)")
+    gen.add_argument(
+        "--force", action="store_true", help="replace a dataset of that name (kept until the new one is complete)"
+    )
     add_data_root(gen)
     return data
 

@@ -176,7 +176,10 @@ class BenchData:
             for r in _check_ids(ds_dir / "users.jsonl", read_jsonl(ds_dir / "users.jsonl", {"id": int, "raw_id": str}))
         ]
         item_rows = _check_ids(ds_dir / "items.jsonl", read_jsonl(ds_dir / "items.jsonl", {"id": int, "raw_id": str}))
-        items = [Item(raw_id=r["raw_id"], title=r.get("title", ""), attributes=list(r.get("attributes", []))) for r in item_rows]
+        items = [
+            Item(raw_id=r["raw_id"], title=r.get("title", ""), attributes=list(r.get("attributes", [])))
+            for r in item_rows
+        ]
         n_users, n_items = len(users), len(items)
         seqs = read_int_rows(ds_dir / "sequences.txt", n_ids=n_items, min_width=MIN_SEQUENCE)
         if len(seqs) != n_users:
@@ -196,7 +199,8 @@ class BenchData:
         if (ds_dir / "reviews.jsonl").exists():
             path = ds_dir / "reviews.jsonl"
             num = (int, float)
-            spec = {"user": int, "item": int, "rating": num, "feature": str, "explanation": str, "split": str}  # not a task: review fields
+            spec = {"user": int, "item": int, "rating": num, "feature": str,
+                    "explanation": str, "split": str}  # not a task: review fields
             for lineno, r in enumerate(read_jsonl(path, spec), 1):
                 if not (0 <= r["user"] < n_users and 0 <= r["item"] < n_items):
                     raise DataFormatError(path, "user or item id out of range", lineno)

@@ -34,7 +34,10 @@ def sample_candidates(sequences: Sequence[Sequence[int]], n_items: int,
         return None, (f"{len(short)} user(s) interacted with so many of the {n_items} items that fewer than "
                       f"{N_NEGATIVES} never-interacted items are left for a candidate list (e.g. the user on line "
                       f"{u + 1} of sequences.txt: {seen_counts[u]} items)")
-    out = {"val": np.empty((n_users, N_NEGATIVES + 1), np.int64), "test": np.empty((n_users, N_NEGATIVES + 1), np.int64)}
+    out = {
+        "val": np.empty((n_users, N_NEGATIVES + 1), np.int64),
+        "test": np.empty((n_users, N_NEGATIVES + 1), np.int64),
+    }
     for u, seq in enumerate(sequences):
         seen = set(int(i) for i in seq)
         for split, target in (("val", seq[-2]), ("test", seq[-1])):

@@ -49,8 +49,10 @@ def check_name(name: str, root: Path | str | None = None) -> None:
         base = Path(root).resolve()
         ok = (base / name).resolve().parent == base
     if not ok:
-        raise UsageError(f"invalid dataset name {name!r} (--name): it must be a plain directory name inside the data root "
-                         "(letters, digits, '.', '_', '+', '-'; not starting with '.'), e.g. --name clothing")
+        raise UsageError(
+            f"invalid dataset name {name!r} (--name): it must be a plain directory name inside the data root "
+            "(letters, digits, '.', '_', '+', '-'; not starting with '.'), e.g. --name clothing"
+        )
 
 
 @dataclass
@@ -303,7 +305,9 @@ def read_int_rows(path: Path, *, n_ids: int, width: int | None = None, min_width
             if width is not None and len(body) != width:
                 raise DataFormatError(path, f"expected {width} ids after the user, got {len(body)}", lineno)
             if len(body) < min_width:
-                raise DataFormatError(path, f"expected at least {min_width} ids after the user, got {len(body)}", lineno)
+                raise DataFormatError(
+                    path, f"expected at least {min_width} ids after the user, got {len(body)}", lineno
+                )
             if body.min() < 0 or body.max() >= n_ids:
                 raise DataFormatError(path, f"item id out of range [0, {n_ids})", lineno)
             rows.append(body)

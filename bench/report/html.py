@@ -83,8 +83,11 @@ def build_report(results_dir: str | Path, dataset: str | None = None) -> str:
             if png:
                 parts.append(_img(png, f"{study} {ds}"))
             parts += [_table_html(t) for t in study_tables(records, study, ds)]
-    head = (f"<h1>vip5-bench report</h1>\n<p class=\"meta\">Generated {now_iso()} from {html.escape(str(results_dir))}"
-            f" · code {html.escape(git_commit() or 'unknown')} · protocols: results/README.md</p>\n<nav>{''.join(nav)}</nav>")
+    head = (
+        f'<h1>vip5-bench report</h1>\n<p class="meta">Generated {now_iso()} from {html.escape(str(results_dir))}'
+        f" · code {html.escape(git_commit() or 'unknown')} · protocols: "
+        f"results/README.md</p>\n<nav>{''.join(nav)}</nav>"
+    )
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>vip5-bench report</title><style>{CSS}</style></head>\n<body>\n{head}\n"

@@ -93,8 +93,12 @@ def run_table(per_run: dict) -> str:
         rows.append([key, f"{r['time_per_epoch_s']:.2f}", r["epochs"],
                      *(f"{r[k]:.1f}" if r.get(k) is not None else "" for k in ("fit_time_s", "eval_time_s")),
                      r.get("concurrent_jobs", "")])
-    return tabulate(rows, tablefmt="github", disable_numparse=True, headers=["task/model", "s/epoch", "epochs", "training s", "evaluation s",
-                                                      "jobs side by side"])
+    return tabulate(
+        rows,
+        tablefmt="github",
+        disable_numparse=True,
+        headers=["task/model", "s/epoch", "epochs", "training s", "evaluation s", "jobs side by side"],
+    )
 
 
 def render(rep: dict, source: str, note: str = "") -> str:
@@ -102,8 +106,10 @@ def render(rep: dict, source: str, note: str = "") -> str:
     cpu = mi.get("cpu", {})
     extra = mi.get("bench", {})  # added by tests/perf/conftest.py (absent from older reports)
     # a benchmark may say how its report is made (the slow ones need -m slow)
-    made_by = next((b["extra_info"]["command"] for b in rep["benchmarks"] if (b.get("extra_info") or {}).get("command")),
-                   "pytest tests/perf --benchmark-only --benchmark-json FILE").replace("FILE", source)
+    made_by = next(
+        (b["extra_info"]["command"] for b in rep["benchmarks"] if (b.get("extra_info") or {}).get("command")),
+        "pytest tests/perf --benchmark-only --benchmark-json FILE",
+    ).replace("FILE", source)
     lines = [
         f"# Timing report `{Path(source).name}`",
         "",

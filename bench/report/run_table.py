@@ -40,8 +40,12 @@ def comparison_table(records: list[dict], task: str, failures: list[tuple[str, s
                 _params(rs[0]["trainable_params"]),
                 _mean_std([r["peak_memory_mb"] for r in rs], 0),
                 # features from an untrained image tower (`bench features --random-init`) are marked
-                "ok" + (" (random-init features)" if any((r.get("visual_features") or {}).get("weights") == "random init"
-                                                          for r in rs) else "")
+                "ok"
+                + (
+                    " (random-init features)"
+                    if any((r.get("visual_features") or {}).get("weights") == "random init" for r in rs)
+                    else ""
+                )
                 + (" ↑ still improving at cap" if any(r.get("still_improving") for r in rs) else "")
                 + (" ⏱ time-capped" if any(r.get("time_capped") for r in rs) else ""),
             ]

@@ -27,17 +27,46 @@ class Study:
 
 
 STUDIES = {
-    "multimodal": Study("multimodal", 3, "Text-only vs multimodal prompts", ("image_tokens",), True, "prompt",
-                        (("text-only", {"image_tokens": "0"}), ("multimodal", {"image_tokens": "2"}))),
-    "placement": Study("placement", 4, "Adapter placement vs full fine-tuning", ("adapter_placement", "train_mode"), False,
-                       "training strategy",
-                       (("self", {"adapter_placement": "self", "train_mode": "adapters"}),
-                        ("self+cross", {"adapter_placement": "self+cross", "train_mode": "adapters"}),
-                        ("full", {"train_mode": "full"}))),
-    "reduction": Study("reduction", 5, "Adapter reduction factor", ("reduction_factor",), False, "reduction factor r",
-                       tuple((str(r), {"reduction_factor": str(r)}) for r in (1, 2, 4, 8, 16))),
-    "image-tokens": Study("image-tokens", 6, "Number of image tokens per item", ("image_tokens",), True, "image tokens per item",
-                          tuple((str(k), {"image_tokens": str(k)}) for k in (1, 2, 3, 5))),
+    "multimodal": Study(
+        "multimodal",
+        3,
+        "Text-only vs multimodal prompts",
+        ("image_tokens",),
+        True,
+        "prompt",
+        (("text-only", {"image_tokens": "0"}), ("multimodal", {"image_tokens": "2"})),
+    ),
+    "placement": Study(
+        "placement",
+        4,
+        "Adapter placement vs full fine-tuning",
+        ("adapter_placement", "train_mode"),
+        False,
+        "training strategy",
+        (
+            ("self", {"adapter_placement": "self", "train_mode": "adapters"}),
+            ("self+cross", {"adapter_placement": "self+cross", "train_mode": "adapters"}),
+            ("full", {"train_mode": "full"}),
+        ),
+    ),
+    "reduction": Study(
+        "reduction",
+        5,
+        "Adapter reduction factor",
+        ("reduction_factor",),
+        False,
+        "reduction factor r",
+        tuple((str(r), {"reduction_factor": str(r)}) for r in (1, 2, 4, 8, 16)),
+    ),
+    "image-tokens": Study(
+        "image-tokens",
+        6,
+        "Number of image tokens per item",
+        ("image_tokens",),
+        True,
+        "image tokens per item",
+        tuple((str(k), {"image_tokens": str(k)}) for k in (1, 2, 3, 5)),
+    ),
     "encoder": Study("encoder", 7, "Visual encoder (feature set)", ("visual_encoder",), True, "feature set"),
 }
 
@@ -162,10 +191,17 @@ def study_figure(records: list[dict], study: str, dataset: str, model: str | Non
             continue
         prompt = _figure_prompt(task, [r for rs in recs.values() for r in rs])
         metrics = list(tk.figure_metrics)
-        series = {m.upper(): [_mean_std([r["metrics"][m] for r in rs if r.get("prompt") == prompt and m in r["metrics"]])
-                              for rs in recs.values()] for m in metrics}
+        series = {
+            m.upper(): [
+                _mean_std([r["metrics"][m] for r in rs if r.get("prompt") == prompt and m in r["metrics"]])
+                for rs in recs.values()
+            ]
+            for m in metrics
+        }
         note = significance_note(by_setting, task)
-        verdict = "" if note is None else (" — significant difference(s)" if note[1] else " — no significant difference")
+        verdict = (
+            "" if note is None else (" — significant difference(s)" if note[1] else " — no significant difference")
+        )
         panels.append(Panel(f"{task}" + (f" ({prompt})" if prompt else "") + verdict, list(recs), series,
                             "%" if tk.percent else "", STUDIES[study].xlabel,
                             refs=reference_levels(records, task, metrics)))
@@ -173,7 +209,9 @@ def study_figure(records: list[dict], study: str, dataset: str, model: str | Non
     return bar_figure(panels, f"Figure {st.figure} analogue: {st.title} — {dataset}")
 
 
-def write_study_outputs(records: list[dict], study: str, dataset: str, out_dir: Path, model: str | None = None) -> list[Path]:
+def write_study_outputs(
+    records: list[dict], study: str, dataset: str, out_dir: Path, model: str | None = None
+) -> list[Path]:
     from bench.io import atomic_write_bytes, atomic_write_text
 
     tables = study_tables(records, study, dataset, model)

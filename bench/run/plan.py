@@ -99,25 +99,7 @@ def plan_run(
     if task is not None and task not in available:
         raise UsageError(f"--task {task}: dataset {dataset!r} has no {task!r} task ({support.get(task)}); "
                          f"it has: {', '.join(available)}")
-    tasks = [t for t in tasks if t in available]
-    per_task = {t: [m for m in (models or models_for_task(t)) if t in all_models()[m].tasks] for t in tasks}
-    per_task = {t: ms for t, ms in per_task.items() if ms}  # with no --task: tasks no selected model supports are skipped
-    tasks = list(per_task)
-    if not tasks:
-        raise UsageError(f"none of the models {', '.join(models or [])} supports the tasks of {dataset!r}: {', '.join(available)}")
-    selected = {m for ms in per_task.values() for m in ms}
-    if distributed.launched():
-        single = sorted(m for m in selected if not all_models()[m].distributed)
-        if single:
-            able = sorted(n for n, s in all_models().items() if s.distributed)
-            raise UsageError(f"under torchrun only {', '.join(able)} train (DistributedDataParallel); run "
-                             f"{', '.join(single)} without torchrun (python -m bench run ... --models {','.join(single)})")
-    for key in overrides:
-        owners = [m for m in selected if key in all_models()[m].config.__dataclass_fields__]
-        if not owners:
-            raise UsageError(f"--set {key}: no selected model has this config key (models: {', '.join(sorted(selected))})")
-    for m in selected:  # type-check and range-check now, not in the middle of the run
-        build_config(all_models()[m].config, overrides, strict=False)
+    per_task = _models_per_task([t for t in tasks if t in available], models, dataset, available, overrides)
     preflight.check_counts(epochs, seeds)
     preflight.check_device(device)
     chosen = {}
@@ -126,8 +108,37 @@ def plan_run(
                   for t, ms in per_task.items() for m in ms}
     width = resolve_parallel(parallel, device)
     preflight.check_results_dir(results_dir)  # last: a bad name above fails without creating anything
-    return RunPlan(dataset, tasks, per_task, seeds, overrides, epochs, device, indexing, data_root_, results_dir, tag, chosen,
-                   width, skip_existing, verbose, time_limit_s)
+    return RunPlan(dataset, list(per_task), per_task, seeds, overrides, epochs, device, indexing, data_root_,
+                   results_dir, tag, chosen, width, skip_existing, verbose, time_limit_s)
+
+
+def _models_per_task(tasks: list[str], models: list[str] | None, dataset: str, available: list[str],
+                     overrides: dict[str, str]) -> dict[str, list[str]]:
+    """Task -> the selected models that support it (tasks none of them supports are left out), with
+    the checks that need the selection: torchrun-capable models, --set keys and values."""
+    per_task = {t: [m for m in (models or models_for_task(t)) if t in all_models()[m].tasks] for t in tasks}
+    per_task = {t: ms for t, ms in per_task.items() if ms}
+    if not per_task:
+        raise UsageError(
+            f"none of the models {', '.join(models or [])} supports the tasks of {dataset!r}: {', '.join(available)}"
+        )
+    selected = {m for ms in per_task.values() for m in ms}
+    if distributed.launched():
+        single = sorted(m for m in selected if not all_models()[m].distributed)
+        if single:
+            able = sorted(n for n, s in all_models().items() if s.distributed)
+            raise UsageError(
+                f"under torchrun only {', '.join(able)} train (DistributedDataParallel); run "
+                f"{', '.join(single)} without torchrun (python -m bench run ... --models {','.join(single)})"
+            )
+    for key in overrides:
+        if not any(key in all_models()[m].config.__dataclass_fields__ for m in selected):
+            raise UsageError(
+                f"--set {key}: no selected model has this config key (models: {', '.join(sorted(selected))})"
+            )
+    for m in selected:  # type-check and range-check now, not in the middle of the run
+        build_config(all_models()[m].config, overrides, strict=False)
+    return per_task
 
 
 def usable_cores() -> int:
@@ -223,8 +234,10 @@ def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True) -> dict:
             old = existing_records(plan.results_dir, key, fp)
         if old is not None and old.current and plan.skip_existing:
             done[j] = JobResult(task, model, seed, load_existing(old.paths), reused=True)
-            lines.append(f"  skipped      {name}: record exists ({describe(old.paths[0])}: same config, data and code); "
-                         "use --rerun to train it again")
+            lines.append(
+                f"  skipped      {name}: record exists ({describe(old.paths[0])}: same config, data and code); "
+                "use --rerun to train it again"
+            )
         elif old is not None and old.current:
             lines.append(f"  train        {name} (again: --rerun; its record is replaced)")
         elif old is not None:

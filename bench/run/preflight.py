@@ -67,8 +67,10 @@ def check_device(device: str) -> None:
 
         count = torch.cuda.device_count()
         if not index.isdigit() or int(index) >= count:
-            raise UsageError(f"--device {device}: this machine has {count} CUDA device(s) (cuda:0 .. cuda:{count - 1}); "
-                             "fix: --device cuda:0, or auto")
+            raise UsageError(
+                f"--device {device}: this machine has {count} CUDA device(s) (cuda:0 .. cuda:{count - 1}); "
+                "fix: --device cuda:0, or auto"
+            )
 
 
 def check_results_dir(results_dir: str | Path) -> None:

@@ -54,7 +54,9 @@ def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
     jobs = [job for j, job in enumerate(all_jobs) if j not in done]
     # the records say how many jobs really shared the machine: never more than there are jobs
     plan = replace(plan, parallel=1 if torchrun else max(1, min(plan.parallel, len(jobs))))
-    ran = _run_side_by_side(plan, jobs, command) if plan.parallel > 1 else _run_one_at_a_time(plan, jobs, command, device)
+    ran = (
+        _run_side_by_side(plan, jobs, command) if plan.parallel > 1 else _run_one_at_a_time(plan, jobs, command, device)
+    )
     ran_iter = iter(ran)
     return [done[j] if j in done else next(ran_iter) for j in range(len(all_jobs))]  # in the plan's order
 
@@ -64,7 +66,11 @@ def _run_one_at_a_time(plan: RunPlan, jobs: list[tuple[str, str, int]], command:
     results = []
     for n, (task, model, seed) in enumerate(jobs, 1):
         if main:
-            print(f"\n=== [{n}/{len(jobs)}] {model} · {task} · {plan.dataset} · seed {seed} ===", file=sys.stderr, flush=True)
+            print(
+                f"\n=== [{n}/{len(jobs)}] {model} · {task} · {plan.dataset} · seed {seed} ===",
+                file=sys.stderr,
+                flush=True,
+            )
         if torchrun:
             results.append(_run_in_process(plan, task, model, seed, command, device))
         else:
@@ -121,15 +127,27 @@ def _run_side_by_side(plan: RunPlan, jobs: list[tuple[str, str, int]], command: 
     say = threading.Lock()  # one line at a time on our stderr
     pending = side_by_side_order(plan.tasks, jobs)
     needs = {j: shared_trainings(plan, *jobs[j]) for j in pending}
-    print(f"running {len(jobs)} jobs, {plan.parallel} side by side ({threads} thread(s) each)", file=sys.stderr, flush=True)
+    print(
+        f"running {len(jobs)} jobs, {plan.parallel} side by side ({threads} thread(s) each)",
+        file=sys.stderr,
+        flush=True,
+    )
 
     def one(n: int, task: str, model: str, seed: int) -> JobResult:
         with say:
-            print(f"=== [{n}/{len(jobs)}] start {model} · {task} · {plan.dataset} · seed {seed}", file=sys.stderr, flush=True)
+            print(
+                f"=== [{n}/{len(jobs)}] start {model} · {task} · {plan.dataset} · seed {seed}",
+                file=sys.stderr,
+                flush=True,
+            )
         r = _run_child(plan, task, model, seed, command, relay=(f"[{model}·{task}·{seed}] ", say), threads=threads)
         status = "ok" if r.error is None else f"FAILED: {r.error}"
         with say:
-            print(f"=== [{n}/{len(jobs)}] {model} · {task} · seed {seed}: {status} ({r.wall_s:.1f}s)", file=sys.stderr, flush=True)
+            print(
+                f"=== [{n}/{len(jobs)}] {model} · {task} · seed {seed}: {status} ({r.wall_s:.1f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
         return r
 
     results: dict[int, JobResult] = {}
@@ -189,7 +207,9 @@ def _relay(stream, prefix: str, lock) -> None:
             print(prefix + buf.decode(errors="replace").strip(), file=sys.stderr, flush=True)
 
 
-def _run_child(plan: RunPlan, task: str, model: str, seed: int, command: str, relay=None, threads: int | None = None) -> JobResult:
+def _run_child(
+    plan: RunPlan, task: str, model: str, seed: int, command: str, relay=None, threads: int | None = None
+) -> JobResult:
     with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
         spec = _job_spec(plan, task, model, seed, command) | {"out": str(Path(tmp) / "out.json")}
         spec_path = Path(tmp) / "spec.json"

@@ -118,8 +118,12 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     if distributed.is_main():
         checkpoint_epochs(ckpt_dir, name, fingerprint)
     distributed.barrier()
-    log = FitLog(lambda: evaluate(model, data, task, "val", variants[0], limit=val_limit).metrics, get_task(task).monitor,
-                 name=name, checkpoint_dir=ckpt_dir)
+    log = FitLog(
+        lambda: evaluate(model, data, task, "val", variants[0], limit=val_limit).metrics,
+        get_task(task).monitor,
+        name=name,
+        checkpoint_dir=ckpt_dir,
+    )
     t0 = time.perf_counter()
     model.fit(log)
     # under torchrun: every rank's training peak (rank 0's also covers validation); then rank 0 alone goes on
@@ -130,7 +134,8 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     run = {"spec": spec, "cfg": cfg, "data": data, "model": model, "log": log,
            "fit_s": fit_s, "base_mem": base_mem, "rank_peaks": rank_peaks, "device": device,
            "n_records": len(variants), "fingerprint": fingerprint,
-           # what FitLog took over: also a multitask training's checkpoint, kept in the dataset's cache (models/shared.py)
+           # what FitLog took over: also a multitask training's checkpoint, kept in the dataset's cache
+           # (models/shared.py)
            "resumed": log.resumed_from_epoch}
     paths = []
     for variant in variants:

@@ -167,7 +167,11 @@ def add_parser(sub, ints) -> None:
     p.add_argument("--indexing", default="random")
     p.add_argument("--results-dir", default="results", help="where run records go (default: ./results)")
     p.add_argument("--out", default="results/ablations", help="tables and figures (default: results/ablations)")
-    p.add_argument("--jobs", default="auto", help="a setting's runs (one per task and seed) side by side, as bench run "
-                                                  "--jobs; the placement study (Table 5's timings) always runs one at a time")
+    p.add_argument(
+        "--jobs",
+        default="auto",
+        help="a setting's runs (one per task and seed) side by side, as bench run "
+        "--jobs; the placement study (Table 5's timings) always runs one at a time",
+    )
     p.add_argument("--plot-only", action="store_true", help="no runs: redraw tables and figures from existing records")
     p.add_argument("--data-root", default=None, help="dataset directory (default: $BENCH_DATA or ./data)")

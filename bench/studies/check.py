@@ -165,8 +165,25 @@ def diff_table(diffs: list[Diff], show_all: bool = False) -> str:
         direction = "" if d.metric not in HIGHER_IS_BETTER else ("higher" if HIGHER_IS_BETTER[d.metric] else "lower")
         rows.append([*d.key, d.metric, direction, _fmt(d.ref), _fmt(d.cur), delta,
                      "" if d.allowed is None else f"±{d.allowed:.4f}", d.status, d.note])
-    table = tabulate(rows, headers=["dataset", "task", "run", "prompt", "metric", "better", "reference", "current", "delta",
-                                    "allowed", "status", "note"], tablefmt="github", disable_numparse=True)
+    table = tabulate(
+        rows,
+        headers=[
+            "dataset",
+            "task",
+            "run",
+            "prompt",
+            "metric",
+            "better",
+            "reference",
+            "current",
+            "delta",
+            "allowed",
+            "status",
+            "note",
+        ],
+        tablefmt="github",
+        disable_numparse=True,
+    )
     hidden = len(diffs) - len(shown)
     return table + (f"\n({hidden} metric(s) within tolerance not shown; --all shows them)" if hidden else "")
 
@@ -205,7 +222,10 @@ def _ensure_dataset(dataset: str, data_root: str | None, manifest: dict | None) 
     if prov.get("generator") != "bench.data.synthetic":
         return
     kw = {k: prov[k] for k in ("n_users", "n_items", "image_size") if k in prov}
-    print(f"generating dataset {dataset!r} from its recorded provenance {kw} (seed {manifest.get('seed')})", file=sys.stderr)
+    print(
+        f"generating dataset {dataset!r} from its recorded provenance {kw} (seed "
+        f"{manifest.get('seed')})", file=sys.stderr
+    )
     generate(root_of(data_root), name=dataset, seed=manifest.get("seed", 2022), **kw)
 
 
@@ -280,8 +300,11 @@ def cmd_check(args) -> int:
     dataset = QUICK_DATASET if args.quick else args.dataset
     reference = load_records(ref_dir, dataset) if dataset else load_records(ref_dir)
     if not reference and not args.write_reference:
-        raise UsageError(f"no reference records under {ref_dir / 'runs'}" + (f" for dataset {dataset!r}" if dataset else "")
-                         + ("; create them with --write-reference" if args.quick else ""))
+        raise UsageError(
+            f"no reference records under {ref_dir / 'runs'}"
+            + (f" for dataset {dataset!r}" if dataset else "")
+            + ("; create them with --write-reference" if args.quick else "")
+        )
     with ExitStack() as stack:
         def tmp(prefix: str) -> str:
             return stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix))
@@ -303,7 +326,9 @@ def cmd_check(args) -> int:
             if failed_runs:
                 print(f"{failed_runs} run(s) failed: the reference is left as it was", file=sys.stderr)
                 return 1
-            return write_reference(current, ref_dir, sorted({r["dataset"] for r in current} | ({dataset} if dataset else set())))
+            return write_reference(
+                current, ref_dir, sorted({r["dataset"] for r in current} | ({dataset} if dataset else set()))
+            )
         if not current:
             raise UsageError(f"no records to check under {Path(results_dir) / 'runs'}"
                              + (f" for dataset {dataset!r}" if dataset else ""))
@@ -328,14 +353,21 @@ def add_parser(sub) -> None:
     p.add_argument("--reference", default="results/reference", help="reference records (default: results/reference)")
     p.add_argument("--results-dir", default=None,
                    help="records to check (default: ./results; with --rerun/--quick a fresh temporary directory)")
-    p.add_argument("--dataset", default=None, help="check one dataset (default: every dataset the current records cover)")
+    p.add_argument(
+        "--dataset", default=None, help="check one dataset (default: every dataset the current records cover)"
+    )
     p.add_argument("--rerun", action="store_true", help="re-run every reference configuration first")
-    p.add_argument("--quick", action="store_true",
-                   help=f"CI: run {len(QUICK_RUNS)} fast models on a generated 80-user dataset ({QUICK_DATASET}) and check them")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"CI: run {len(QUICK_RUNS)} fast models on a generated 80-user dataset ({QUICK_DATASET}) and check them",
+    )
     p.add_argument("--write-reference", action="store_true", help="accept the current records as the new reference")
     p.add_argument("--tol-scale", type=float, default=None,
                    help=f"multiply every tolerance (default 1; {QUICK_TOL_SCALE:g} with --quick)")
     p.add_argument("--all", action="store_true", help="show every compared metric, not only those out of tolerance")
     p.add_argument("--device", default="cpu", help="device for --rerun/--quick runs (default: cpu)")
-    p.add_argument("--data-root", default=None, help="dataset directory (default: $BENCH_DATA or ./data; --quick: temporary)")
+    p.add_argument(
+        "--data-root", default=None, help="dataset directory (default: $BENCH_DATA or ./data; --quick: temporary)"
+    )
 

@@ -34,9 +34,19 @@ def cmd_reproduce(args) -> int:
     # every name is checked before anything runs
     for study in studies:
         check_study_model(study, args.ablation_model)
-    plan = plan_run(task=args.task, dataset=args.dataset, models=args.models, seeds=args.seeds, overrides=sets,
-                    epochs=args.epochs, device=args.device, indexing=args.indexing, data_root_=args.data_root, results_dir=args.results_dir,
-                    parallel=args.jobs)
+    plan = plan_run(
+        task=args.task,
+        dataset=args.dataset,
+        models=args.models,
+        seeds=args.seeds,
+        overrides=sets,
+        epochs=args.epochs,
+        device=args.device,
+        indexing=args.indexing,
+        data_root_=args.data_root,
+        results_dir=args.results_dir,
+        parallel=args.jobs,
+    )
     vip5_keys = get_model(args.ablation_model).config.__dataclass_fields__ if studies else {}
     command = "python -m bench " + shlex.join(sys.argv[1:])
     total, failures = 5, 0
@@ -49,10 +59,22 @@ def cmd_reproduce(args) -> int:
     for study in studies:
         # the VIP5 keys of --set, less the ones this study varies itself
         keep = {k: v for k, v in sets.items() if k in vip5_keys and k not in STUDIES[study].keys}
-        out = run_study(study, dataset=args.dataset, task=args.task, model=args.ablation_model, seeds=ablation_seeds,
-                        epochs=args.epochs, sets=keep, device=args.device, indexing=args.indexing, data_root=args.data_root,
-                        results_dir=args.results_dir, out=str(results / "ablations"), command=command,
-                        parallel=args.jobs)
+        out = run_study(
+            study,
+            dataset=args.dataset,
+            task=args.task,
+            model=args.ablation_model,
+            seeds=ablation_seeds,
+            epochs=args.epochs,
+            sets=keep,
+            device=args.device,
+            indexing=args.indexing,
+            data_root=args.data_root,
+            results_dir=args.results_dir,
+            out=str(results / "ablations"),
+            command=command,
+            parallel=args.jobs,
+        )
         failures += out.failures
 
     _step(3, total, "tables")
@@ -75,19 +97,29 @@ def cmd_reproduce(args) -> int:
 
 
 def add_parser(sub, ints, csv) -> None:
-    p = sub.add_parser("reproduce", help="regenerate results/: every run, the ablations, the tables, the report, the reference")
+    p = sub.add_parser(
+        "reproduce", help="regenerate results/: every run, the ablations, the tables, the report, the reference"
+    )
     p.add_argument("--dataset", default="synthetic")
     p.add_argument("--task", default=None, help="one task (default: every task the dataset has)")
     p.add_argument("--models", type=csv, default=None, help="comma-separated models (default: every registered model)")
     p.add_argument("--ablation-model", default="vip5", help="the model the ablation studies vary (default: vip5)")
     p.add_argument("--seeds", type=ints, default=[1, 2, 3], help="seeds of the main runs (default: 1,2,3)")
-    p.add_argument("--ablation-seeds", type=ints, default=None, help="seeds of the ablation runs (default: the first seed)")
+    p.add_argument(
+        "--ablation-seeds", type=ints, default=None, help="seeds of the ablation runs (default: the first seed)"
+    )
     p.add_argument("--studies", default="all", help="ablation studies: comma-separated, 'all' (default) or 'none'")
-    p.add_argument("--epochs", type=int, default=None, help="maximum epochs for every model (default: each model's own)")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="maximum epochs for every model (default: each model's own)"
+    )
     p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", help="config override for every run")
     p.add_argument("--device", default="auto")
-    p.add_argument("--jobs", default="auto", help="runs side by side (as bench run --jobs), main runs and ablations alike, "
-                                                  "except the placement study (Table 5's timings): one at a time")
+    p.add_argument(
+        "--jobs",
+        default="auto",
+        help="runs side by side (as bench run --jobs), main runs and ablations alike, "
+        "except the placement study (Table 5's timings): one at a time",
+    )
     p.add_argument("--indexing", default="random")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--data-root", default=None, help="dataset directory (default: $BENCH_DATA or ./data)")

@@ -16,8 +16,13 @@ def _write(root, name, features=None):
     rng = np.random.default_rng(0)
     seqs = [rng.choice(N_ITEMS, size=8, replace=False).tolist() for _ in range(N_USERS)]
     write_dataset(
-        root, name, users=[User(f"u{u}") for u in range(N_USERS)], items=[Item(f"i{i}", f"item {i}") for i in range(N_ITEMS)],
-        sequences=seqs, features=features, seed=3,
+        root,
+        name,
+        users=[User(f"u{u}") for u in range(N_USERS)],
+        items=[Item(f"i{i}", f"item {i}") for i in range(N_ITEMS)],
+        sequences=seqs,
+        features=features,
+        seed=3,
     )
     return load_dataset(name, root)
 

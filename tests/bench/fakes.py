@@ -58,14 +58,29 @@ def paper_like_records(seeds=(1, 2), vip5_strength: float = 0.6, dataset: str = 
 
 def placement_records(dataset: str = "fake") -> list[dict]:
     recs = []
-    for tag, cfg, t, mem, tr in (("placement-self", {"adapter_placement": "self", "train_mode": "adapters"}, 10.0, 900, 30),
-                                 ("placement-self+cross", {"adapter_placement": "self+cross", "train_mode": "adapters"},
-                                  11.0, 950, 36),
-                                 ("placement-full", {"adapter_placement": "self+cross", "train_mode": "full"}, 14.0, 1200, 1000)):
+    for tag, cfg, t, mem, tr in (
+        ("placement-self", {"adapter_placement": "self", "train_mode": "adapters"}, 10.0, 900, 30),
+        ("placement-self+cross", {"adapter_placement": "self+cross", "train_mode": "adapters"}, 11.0, 950, 36),
+        ("placement-full", {"adapter_placement": "self+cross", "train_mode": "full"}, 14.0, 1200, 1000),
+    ):
         for seed in (1, 2):
             for p in PROMPTS["direct"]:
-                recs.append(fake_record("vip5", "direct", seed, strength=0.5, prompt=p, tag=tag, dataset=dataset, config=cfg,
-                                        time_s=t + seed * 0.1, memory=mem, trainable=tr, total=1000))
+                recs.append(
+                    fake_record(
+                        "vip5",
+                        "direct",
+                        seed,
+                        strength=0.5,
+                        prompt=p,
+                        tag=tag,
+                        dataset=dataset,
+                        config=cfg,
+                        time_s=t + seed * 0.1,
+                        memory=mem,
+                        trainable=tr,
+                        total=1000,
+                    )
+                )
     return recs
 
 

@@ -61,7 +61,8 @@ def test_visual_studies_skip_on_a_dataset_without_images(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["--study", "colour"], "unknown study 'colour'; known studies: encoder, image-tokens, multimodal, placement, reduction"),
+    (["--study", "colour"],
+     "unknown study 'colour'; known studies: encoder, image-tokens, multimodal, placement, reduction"),
     (["--study", "reduction", "--model", "pop"], "study 'reduction' sets reduction_factor, which model 'pop' has no"),
     (["--study", "multimodal", "--set", "image_tokens=1"], "--set image_tokens: study 'multimodal' varies this key"),
     (["--study", "reduction", "--model", "vip5x"], "unknown model 'vip5x'"),
@@ -95,7 +96,9 @@ def test_ablate_runs_tagged_settings_and_writes_table_and_figure(fake_model, tin
             "--data-root", str(tiny_root), "--results-dir", str(results), "--out", str(out), "--seeds", "1",
             "--device", "cpu"]
     assert main(argv) == 0
-    runs = sorted(p.relative_to(results / "runs" / "tiny" / "direct").as_posix() for p in (results / "runs").rglob("*.json"))
+    runs = sorted(
+        p.relative_to(results / "runs" / "tiny" / "direct").as_posix() for p in (results / "runs").rglob("*.json")
+    )
     assert runs == ["fakevip5+multimodal-multimodal/seed1__B-5.json", "fakevip5+multimodal-multimodal/seed1__B-8.json",
                     "fakevip5+multimodal-text-only/seed1__B-5.json", "fakevip5+multimodal-text-only/seed1__B-8.json"]
     files = sorted(p.name for p in (out / "tiny").iterdir())
@@ -116,9 +119,31 @@ def test_vip5_multimodal_study_on_the_tiny_dataset(tiny_root, tmp_path):
     """The real thing: VIP5 text-only vs multimodal prompts, one cheap epoch each."""
     results, out = tmp_path / "results", tmp_path / "abl"
     sets = ["backbone_init=random", "epochs=1", "beams=10", "direct_samples_per_user=1", "vocab_size=300"]
-    assert main(["ablate", "--study", "multimodal", "--task", "direct", "--dataset", "tiny", "--data-root", str(tiny_root),
-                 "--results-dir", str(results), "--out", str(out), "--seeds", "1", "--device", "cpu",
-                 *[x for s in sets for x in ("--set", s)]]) == 0
+    assert (
+        main(
+            [
+                "ablate",
+                "--study",
+                "multimodal",
+                "--task",
+                "direct",
+                "--dataset",
+                "tiny",
+                "--data-root",
+                str(tiny_root),
+                "--results-dir",
+                str(results),
+                "--out",
+                str(out),
+                "--seeds",
+                "1",
+                "--device",
+                "cpu",
+                *[x for s in sets for x in ("--set", s)],
+            ]
+        )
+        == 0
+    )
     assert (out / "tiny" / "multimodal.png").read_bytes().startswith(PNG)
     assert len(list((results / "runs" / "tiny" / "direct").rglob("vip5+multimodal-*/seed1__B-8.json"))) == 2
 

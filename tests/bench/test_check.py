@@ -18,8 +18,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _rec(model, task, metrics, seed=1, n=1000):
-    return {"model": model, "task": task, "dataset": "d", "seed": seed, "prompt": None, "tag": None, "indexing": "random",
-            "metrics": metrics, "per_query": {"n": n}}
+    return {
+        "model": model,
+        "task": task,
+        "dataset": "d",
+        "seed": seed,
+        "prompt": None,
+        "tag": None,
+        "indexing": "random",
+        "metrics": metrics,
+        "per_query": {"n": n},
+    }
 
 
 def test_every_reported_metric_has_a_tolerance():

@@ -112,12 +112,36 @@ def test_terminating_the_runner_stops_the_model_processes(tiny_root, tmp_path, j
     import time
 
     pid_file = tmp_path / "child.pid"
-    env = os.environ | {"BENCH_PLUGINS": "bench_test_plugins", "PYTHONPATH": str(PLUGINS), "SLEEPY_PID_FILE": str(pid_file)}
+    env = os.environ | {
+        "BENCH_PLUGINS": "bench_test_plugins",
+        "PYTHONPATH": str(PLUGINS),
+        "SLEEPY_PID_FILE": str(pid_file),
+    }
     seeds = ",".join(str(s) for s in range(1, jobs + 2))  # one job more than run at once: it must never start
     runner = subprocess.Popen(
-        [sys.executable, "-m", "bench", "run", "--task", "sequential", "--models", "sleepy", "--data-root", str(tiny_root),
-         "--results-dir", str(tmp_path / "results"), "--device", "cpu", "--seeds", seeds, "--jobs", str(jobs)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--task",
+            "sequential",
+            "--models",
+            "sleepy",
+            "--data-root",
+            str(tiny_root),
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--device",
+            "cpu",
+            "--seeds",
+            seeds,
+            "--jobs",
+            str(jobs),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     while (not pid_file.exists() or len(pid_file.read_text().split()) < jobs) and time.monotonic() < deadline:

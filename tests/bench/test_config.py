@@ -26,8 +26,10 @@ def test_optional_accepts_none():
     assert build_config(Cfg, {"backbone": "none"}).backbone is None
 
 
-@pytest.mark.parametrize("pair,needle", [("hidden=abc", "expected int"), ("constrained=maybe", "boolean"),
-                                         ("placement=cross", r"one of self, self\+cross"), ("hidden=1.5", "expected int")])
+@pytest.mark.parametrize("pair,needle", [
+    ("hidden=abc", "expected int"), ("constrained=maybe", "boolean"),
+    ("placement=cross", r"one of self, self\+cross"), ("hidden=1.5", "expected int"),
+])
 def test_bad_values_name_the_key(pair, needle):
     with pytest.raises(UsageError, match=needle) as e:
         build_config(Cfg, parse_sets([pair]))

@@ -91,10 +91,38 @@ def test_torchrun_trains_vip5_on_two_processes_and_writes_each_record_once(micro
     sets = [a for k, v in over.items() if k != "epochs" for a in ("--set", f"{k}={v}")]
     # `python -m torch.distributed.run` is what the `torchrun` script runs; --standalone picks a free port
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "bench", "run", "--task", "sequential", "--dataset", "micro", "--models", "vip5", "--epochs", str(EPOCHS),
-         "--seeds", str(SEED), "--device", "cpu", "--data-root", str(micro_root), "--results-dir", str(results), *sets],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "bench",
+            "run",
+            "--task",
+            "sequential",
+            "--dataset",
+            "micro",
+            "--models",
+            "vip5",
+            "--epochs",
+            str(EPOCHS),
+            "--seeds",
+            str(SEED),
+            "--device",
+            "cpu",
+            "--data-root",
+            str(micro_root),
+            "--results-dir",
+            str(results),
+            *sets,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.count("## sequential") == 1 and proc.stdout.count("| vip5") == 2, "rank 0 alone prints the table"

@@ -151,7 +151,9 @@ def test_a_kill_while_the_checkpoint_is_written_resumes_from_the_epoch_before(wh
     assert (tmp_path / "killed" / "epoch-2").is_dir()
     resumed, again = _toy(tmp_path / "killed", keep_last=True)
     assert _curve(resumed) == _curve(whole)
-    assert all(torch.equal(a, b) for a, b in zip(model.net.state_dict().values(), again.net.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.net.state_dict().values(), again.net.state_dict().values(), strict=True)
+    )
     assert sorted(p.name for p in (tmp_path / "killed").iterdir() if p.name.startswith("epoch-")) == ["epoch-3"]
 
 

@@ -89,15 +89,28 @@ def plain_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("plain")
     rng = random.Random(0)
     seqs = root / "seqs.txt"
-    seqs.write_text("".join(" ".join([f"u{u}"] + [f"i{rng.randrange(200)}" for _ in range(8)]) + "\n" for u in range(60)))
+    seqs.write_text(
+        "".join(" ".join([f"u{u}"] + [f"i{rng.randrange(200)}" for _ in range(8)]) + "\n" for u in range(60))
+    )
     assert main(["data", "import", str(seqs), "--name", "plain", "--data-root", str(root / "data")]) == 0
     return root / "data"
 
 
 def test_jobs_the_dataset_cannot_serve_are_not_started_and_say_the_fix(plain_root, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(runner, "_run_child", _no_jobs)
-    argv = ["run", "--dataset", "plain", "--models", "s3rec,vbpr,vip5", "--device", "cpu", "--data-root", str(plain_root),
-            "--results-dir", str(tmp_path / "results")]
+    argv = [
+        "run",
+        "--dataset",
+        "plain",
+        "--models",
+        "s3rec,vbpr,vip5",
+        "--device",
+        "cpu",
+        "--data-root",
+        str(plain_root),
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     assert main(argv) == 2  # nothing could start
     out, err = capsys.readouterr()
     assert "not started  s3rec · sequential · seed 2022: s3rec needs item attributes" in err  # the plan

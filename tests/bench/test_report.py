@@ -34,9 +34,14 @@ def report(tmp_path):
 def test_report_is_one_self_contained_page_with_tables_and_figures(report):
     page = report.read_text()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    for title in ("Table 2: sequential recommendation", "Table 3: direct recommendation", "Table 4: explanation generation",
-                  "Table 5: training strategies of VIP5", "Ablation: Number of image tokens per item (Figure 6)",
-                  "Ablation: Adapter placement vs full fine-tuning (Figure 4)"):
+    for title in (
+        "Table 2: sequential recommendation",
+        "Table 3: direct recommendation",
+        "Table 4: explanation generation",
+        "Table 5: training strategies of VIP5",
+        "Ablation: Number of image tokens per item (Figure 6)",
+        "Ablation: Adapter placement vs full fine-tuning (Figure 4)",
+    ):
         assert title in page
     assert page.count("<table>") >= 6 and "<b>" in page and "&dagger;" in page
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', page)

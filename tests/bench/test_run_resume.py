@@ -93,7 +93,12 @@ def test_a_second_run_of_a_job_in_progress_gets_one_line(tiny_root, tmp_path, ca
 
     results = tmp_path / "results"
     key = {"model": "pop", "task": "direct", "dataset": "tiny", "seed": 1, "tag": None, "indexing": "random"}
-    spec = key | {"device": "cpu", "data_root": str(tiny_root), "results_dir": str(results), "out": str(tmp_path / "o.json")}
+    spec = key | {
+        "device": "cpu",
+        "data_root": str(tiny_root),
+        "results_dir": str(results),
+        "out": str(tmp_path / "o.json"),
+    }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     with exclusive_lock(lock_path(results, key), "pop"):
         assert worker_main([str(tmp_path / "spec.json")]) == 1

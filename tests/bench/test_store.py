@@ -78,7 +78,10 @@ def test_leave_one_out_queries(root):
 
 def test_explanation_split_is_8_1_1_with_every_user_and_item_in_train():
     rng = np.random.default_rng(1)
-    recs = [Review(int(u), int(i), 5.0, "f", "e") for u, i in zip(rng.integers(0, 50, 1000), rng.integers(0, 80, 1000), strict=False)]
+    recs = [
+        Review(int(u), int(i), 5.0, "f", "e")
+        for u, i in zip(rng.integers(0, 50, 1000), rng.integers(0, 80, 1000), strict=False)
+    ]
     split_reviews(recs, seed=0)
     counts = {s: sum(r.split == s for r in recs) for s in ("train", "val", "test")}
     assert counts == {"train": 800, "val": 100, "test": 100}

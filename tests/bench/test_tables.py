@@ -39,7 +39,10 @@ def test_no_dagger_when_vip5_matches_the_best_baseline():
     p5 = {(r["seed"], r["prompt"]): r for r in recs if r["model"] == "p5" and r["task"] == "direct"}
     for r in recs:  # VIP5 answers exactly like P5, the strongest baseline
         if r["model"] == "vip5" and r["task"] == "direct":
-            r["per_query"], r["metrics"] = p5[(r["seed"], r["prompt"])]["per_query"], p5[(r["seed"], r["prompt"])]["metrics"]
+            r["per_query"], r["metrics"] = (
+                p5[(r["seed"], r["prompt"])]["per_query"],
+                p5[(r["seed"], r["prompt"])]["metrics"],
+            )
     t = task_table(recs, "direct", "fake")
     assert [r.label for r in t.rows()][:2] == ["Pop", "BPR-MF"]
     assert not any(c.dagger for r in t.rows() for c in r.cells)

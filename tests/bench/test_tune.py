@@ -29,7 +29,10 @@ def test_tune_stores_the_best_validation_config_and_run_uses_it(tiny_root, tmp_p
     trials = sorted(p.parent.name for p in (results / "tune").rglob("seed*.json"))
     assert trials == ["bpr_mf+tune-factors=16", "bpr_mf+tune-factors=4"]
     # the stored choice is the one with the higher validation score
-    vals = {p.parent.name: json.loads(p.read_text())["val_metrics"]["ndcg@10"] for p in (results / "tune").rglob("seed*.json")}
+    vals = {
+        p.parent.name: json.loads(p.read_text())["val_metrics"]["ndcg@10"]
+        for p in (results / "tune").rglob("seed*.json")
+    }
     assert vals[f"bpr_mf+tune-factors={stored['best']['factors']}"] == max(vals.values())
     assert load_tuned(results, "tiny", "direct", "bpr_mf", get_model("bpr_mf").config) == stored["best"]
     plan = plan_run(task="direct", dataset="tiny", models=["bpr_mf"], seeds=[1], overrides={"lr": "0.05"},

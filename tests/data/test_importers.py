@@ -228,8 +228,11 @@ def test_exp_splits_give_the_explanation_task(tmp_path):
     got = {s: [(d.users[r.user].raw_id, d.items[r.item].raw_id, r.rating, r.feature, r.explanation, r.headline)
                for r in d.review_split(s)] for s in ("train", "val", "test")}
     for split in ("train", "val", "test"):
-        expect = [(r["reviewerID"], r["asin"], r["overall"], r["feature"], r["explanation"], r["summary"])
-                  for r in want[split] if r["reviewerID"] not in ("A_UNKNOWN", reviewer(31)) and r["asin"] != "B_UNKNOWN"]
+        expect = [
+            (r["reviewerID"], r["asin"], r["overall"], r["feature"], r["explanation"], r["summary"])
+            for r in want[split]
+            if r["reviewerID"] not in ("A_UNKNOWN", reviewer(31)) and r["asin"] != "B_UNKNOWN"
+        ]
         assert got[split] == expect, split
     assert len(got["val"]) == len(got["test"]) == N_USERS // 3
     stats = d.manifest["provenance"]["reviews"]

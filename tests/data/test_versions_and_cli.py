@@ -92,7 +92,9 @@ def test_generate_refuses_an_existing_name_without_force_and_replaces_it_with(tm
     rc, _, err = _run(capsys, "generate", "--name", "s", "--users", 25, "--items", 130, "--data-root", root)
     assert rc == 2 and "already exists" in err and "--force" in err and len(err.strip().splitlines()) == 1
     assert (root / "s" / "manifest.json").read_bytes() == before  # nothing changed
-    assert _run(capsys, "generate", "--name", "s", "--users", 25, "--items", 130, "--force", "--data-root", root)[0] == 0
+    assert (
+        _run(capsys, "generate", "--name", "s", "--users", 25, "--items", 130, "--force", "--data-root", root)[0] == 0
+    )
     assert load_dataset("s", root).n_users == 25
     assert sorted(p.name for p in root.iterdir()) == ["s"]  # the old copy is gone once the new one is in
 

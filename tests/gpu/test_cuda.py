@@ -30,7 +30,9 @@ def _vip5(data, **over):
 def _cli_sets(over: dict) -> list[str]:
     from models.vip5 import VIP5
 
-    return [a for k, v in (dict(VIP5.CONTRACT_OVERRIDES) | over).items() if k != "epochs" for a in ("--set", f"{k}={v}")]
+    return [
+        a for k, v in (dict(VIP5.CONTRACT_OVERRIDES) | over).items() if k != "epochs" for a in ("--set", f"{k}={v}")
+    ]
 
 
 def test_amp_forward_runs_in_bf16_where_supported_else_fp16(tiny):

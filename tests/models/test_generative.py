@@ -94,7 +94,9 @@ def test_exact_scoring_is_the_teacher_forced_log_likelihood(tiny, cls, cfg_cls):
     prompt = m._prompts("B-5", [q])
     ids, words, mask, feats = m._encode_inputs(prompt)
     with torch.no_grad():
-        enc = m.net.t5.get_encoder()(inputs_embeds=m.net.embed(ids, words, feats), attention_mask=mask).last_hidden_state
+        enc = m.net.t5.get_encoder()(
+            inputs_embeds=m.net.embed(ids, words, feats), attention_mask=mask
+        ).last_hidden_state
         toks = [m.item_tokens[c] for c in cands]
         fast = candidate_log_likelihoods(m.net.t5, enc, mask, [toks], m.tok.pad_id)[0]
         # 5 per decoder row: 3 rows, the last one part padding; two prompts of different sizes
