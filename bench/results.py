@@ -44,10 +44,10 @@ class Field(NamedTuple):
     source: str = WORKER
 
 
-# The order is the record's key order. Required are only the fields that name the record's file and
-# its job (record_path, describe_job): every writer has always written them. Every other field is
-# optional because committed records from before it was added, reference records and the reporting
-# tests' hand-made records lack it; where present, its type is checked all the same.
+# The order is the record's key order. Required: the fields that name the record's file and its job
+# (record_path, describe_job) and those every table reads (metrics, cost, parameters, memory, device,
+# config): every record ever written has them. The others are optional because committed records from
+# before they were added lack them; where present, their type is checked all the same.
 RECORD_FIELDS: tuple[Field, ...] = (
     Field("schema", "integer", False, "record format version (RECORD_SCHEMA)", BUILDER),
     Field("model", "string", True, "registered model name"),
@@ -56,11 +56,11 @@ RECORD_FIELDS: tuple[Field, ...] = (
     Field("seed", "integer", True, "training seed"),
     Field("prompt", "string|null", True, "evaluation prompt of this record (null: the model has none)"),
     Field("tag", "string|null", True, "run tag (bench run --tag, ablations): records sit under model+tag"),
-    Field("metrics", "object", False, "test-split metrics"),
+    Field("metrics", "object", True, "test-split metrics"),
     Field("val_metrics", "object|null", False, "validation metrics at the best epoch (null: no validation)"),
     Field("monitor", "string", False, "validation metric early stopping follows (multitask: tasks' mean)"),
-    Field("time_per_epoch_s", "number", False, "mean wall time of one training epoch"),
-    Field("epochs", "integer", False, "epochs trained"),
+    Field("time_per_epoch_s", "number", True, "mean wall time of one training epoch"),
+    Field("epochs", "integer", True, "epochs trained"),
     Field("best_epoch", "integer|null", False, "epoch whose weights were evaluated"),
     Field("optimizer_steps", "integer|null", False, "optimizer steps (null: closed-form or library fits)"),
     Field("still_improving", "boolean", False,
@@ -70,11 +70,11 @@ RECORD_FIELDS: tuple[Field, ...] = (
     Field("time_limit_s", "number|null", False, "the --time-limit it ran under (null: none)"),
     Field("fit_time_s", "number", False, "wall time of training (fit), validation included"),
     Field("eval_time_s", "number", False, "wall time of this record's test evaluation"),
-    Field("trainable_params", "integer", False, "trainable parameters"),
-    Field("total_params", "integer", False, "all parameters"),
-    Field("trainable_pct", "number", False, "trainable share of all parameters, in percent"),
-    Field("peak_memory_mb", "number", False, "peak memory of the process in MiB (see memory_kind)"),
-    Field("memory_kind", "string", False, "how peak memory was measured: cuda_max_allocated or cpu_peak_rss"),
+    Field("trainable_params", "integer", True, "trainable parameters"),
+    Field("total_params", "integer", True, "all parameters"),
+    Field("trainable_pct", "number", True, "trainable share of all parameters, in percent"),
+    Field("peak_memory_mb", "number", True, "peak memory of the process in MiB (see memory_kind)"),
+    Field("memory_kind", "string", True, "how peak memory was measured: cuda_max_allocated or cpu_peak_rss"),
     Field("peak_memory_model_mb", "number", False,
           "the model's own share of the peak (build, train, evaluate): peak minus the peak before it"),
     Field("world_size", "integer", False, "processes trained together (torchrun); time, memory: rank 0's"),
@@ -82,10 +82,10 @@ RECORD_FIELDS: tuple[Field, ...] = (
           "jobs side by side on the machine (bench run --jobs): epoch times compare only at equal figures"),
     Field("torch_threads", "integer", False, "torch threads of the process, for the same reason"),
     Field("peak_memory_mb_per_rank", "array|null", False, "every rank's training peak under torchrun"),
-    Field("device", "string", False, "device it ran on (cpu, cuda:N)"),
+    Field("device", "string", True, "device it ran on (cpu, cuda:N)"),
     Field("indexing", "string", True, "item indexing (random, sequential): the two never share a file"),
     Field("candidates", "string|null", False, "the task's candidate protocol (null: against all items)"),
-    Field("config", "object", False, "the model's full configuration"),
+    Field("config", "object", True, "the model's full configuration"),
     Field("dataset_defaults", "object|null", False, "config keys the model's DATASET_DEFAULTS set for it"),
     Field("visual_features", "object|null", False,
           "feature set a visual model read, with its provenance (tables mark untrained image towers)"),

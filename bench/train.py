@@ -116,14 +116,46 @@ def _until_deadline(iterable: Iterable):
         yield item
 
 
+# The first training pass of a fresh run says, once its first batches have been timed, how long
+# the whole training may take (its epochs at most): a long job announces itself early, not after
+# its first epoch. FitLog.epochs asks for it; `progress` answers inside that pass.
+ESTIMATE_AFTER_S = 30.0
+_estimate_for: tuple[str, int] | None = None  # (model name, max epochs) of the pass to estimate
+
+
+def _estimating(iterable: Iterable, total: int, name: str, max_epochs: int):
+    global _estimate_for
+    t0, said = time.perf_counter(), False
+    for n, item in enumerate(iterable):
+        if not said and n and time.perf_counter() - t0 >= ESTIMATE_AFTER_S:
+            said, _estimate_for = True, None
+            per_epoch = (time.perf_counter() - t0) / n * total
+            left = None if _deadline is None else _deadline - time.monotonic()
+            limit = "" if left is None else f"; --time-limit stops it after {_fmt_secs(left)}"
+            print(f"[{name}] estimate from the first {n} of {total} batches: ~{_fmt_secs(per_epoch)} of training "
+                  f"per epoch, at most {max_epochs} epochs: up to ~{_fmt_secs(per_epoch * max_epochs)} plus "
+                  f"validation (early stopping usually ends sooner){limit}", file=sys.stderr, flush=True)
+        yield item
+
+
+def _estimate_training(name: str | None = None, max_epochs: int = 0) -> None:
+    """Ask the next training pass for an estimate of the whole training (None: no more)."""
+    global _estimate_for
+    _estimate_for = (name, max_epochs) if name is not None else None
+
+
 def progress(iterable: Iterable, total: int | None = None, desc: str = "", enabled: bool = True):
     """A batch progress bar (rate and ETA) on stderr for loops that take a while: it appears after
     2 s on a terminal, after 30 s (then every 30 s) in a log file, so short loops stay quiet.
-    Under torchrun only rank 0 shows one. A training pass ends early at the job's time limit."""
+    Under torchrun only rank 0 shows one. A training pass ends early at the job's time limit;
+    the first one of a fresh run also estimates the whole training from its first batches."""
     from tqdm.auto import tqdm
 
-    if _deadline is not None:
+    if _deadline is not None or (_estimate_for and _in_training_pass):
         total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+    if _estimate_for and _in_training_pass and total and enabled and distributed.is_main():
+        iterable = _estimating(iterable, total, *_estimate_for)
+    if _deadline is not None:
         iterable = _until_deadline(iterable)
     tty = sys.stderr.isatty()
     return tqdm(
@@ -266,6 +298,7 @@ class FitLog:
                 bad, first = self._resume(model, ckpt, max_epochs, min_epochs, patience_at)
             t_start = time.perf_counter()
             epoch = first - 1
+            _estimate_training(self.name if first == 1 and max_epochs > 1 else None, max_epochs)
             for epoch in range(first, max_epochs + 1):
                 self._loss = None
                 t0 = time.perf_counter()
@@ -274,6 +307,7 @@ class FitLog:
                     yield epoch
                 finally:
                     _set_training_pass(False)
+                _estimate_training(None)  # one estimate per training, from its first pass only
                 self.epoch_times.append(time.perf_counter() - t0)
                 row = {"epoch": epoch, "loss": self._loss, "train_s": self.epoch_times[-1], "steps": self.steps}
                 score = None

@@ -61,9 +61,12 @@ def test_records_are_current_only_when_complete_and_alike(tmp_path):
     from bench.run.preflight import existing_records
 
     key = {"model": "m", "task": "direct", "dataset": "d", "seed": 1, "tag": None, "indexing": "random"}
-    write_record(tmp_path, key | {"prompt": "A", "job_fingerprint": "f1", "job_records": 2})
+    body = {"metrics": {}, "time_per_epoch_s": 1.0, "epochs": 1, "trainable_params": 1, "total_params": 1,
+            "trainable_pct": 100.0, "peak_memory_mb": 1.0, "memory_kind": "cpu_peak_rss", "device": "cpu",
+            "config": {}, "job_fingerprint": "f1", "job_records": 2}
+    write_record(tmp_path, key | body | {"prompt": "A"})
     assert not existing_records(tmp_path, key, "f1").current  # prompt B's record is missing: killed in between
-    write_record(tmp_path, key | {"prompt": "B", "job_fingerprint": "f1", "job_records": 2})
+    write_record(tmp_path, key | body | {"prompt": "B"})
     assert existing_records(tmp_path, key, "f1").current
     assert not existing_records(tmp_path, key, "f2").current
     assert existing_records(tmp_path, key | {"seed": 2}, "f1") is None
