@@ -24,8 +24,8 @@ from torch import nn
 from bench.data import BenchData
 from bench.data.text import Vocab, greedy_decode, pad_batch
 from bench.model import TorchNetState, TrainingCheckpoint
+from bench.progress import progress
 from bench.registry import register_model
-from bench.train import progress
 
 
 @dataclass

@@ -32,8 +32,8 @@ from torch import nn
 
 from bench.data import BenchData
 from bench.model import TorchNetState, TrainingCheckpoint, rank_by_scores
+from bench.progress import progress
 from bench.registry import register_model
-from bench.train import progress
 
 
 @dataclass

@@ -10,12 +10,19 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from bench import distributed
+from bench.progress import (
+    _estimate_training,
+    _fmt_secs,
+    _mark_job_time_capped,
+    _set_training_pass,
+    time_is_up,
+)
 
 
 def seed_everything(seed: int) -> None:
@@ -65,109 +72,6 @@ def resolve_device(device: str) -> str:
 
         raise UsageError(f"--device {device}: CUDA is not available on this machine (use --device cpu or auto)")
     return device
-
-
-def _fmt_secs(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-# ---------------------------------------------------------------- the job's time limit
-# `bench run --time-limit`: one deadline per job process (time.monotonic()), shared by every
-# training in it (VIP5's P5 backbone included). An epoch's training pass that runs into it ends
-# early: `progress()` stops handing out batches, but only inside FitLog's training pass (never
-# in validation or evaluation), and not under torchrun, where every rank must run the same
-# number of steps; FitLog then validates that epoch, keeps it and stops.
-_deadline: float | None = None
-_in_training_pass = False
-_capped = False  # some training in this job stopped at the deadline (VIP5's P5 backbone counts)
-
-
-def set_time_limit(seconds: float | None) -> None:
-    """Start the job's clock: training stops `seconds` from now (None: no limit)."""
-    global _deadline, _capped
-    _deadline = None if seconds is None else time.monotonic() + float(seconds)
-    _capped = False
-
-
-def time_is_up() -> bool:
-    return _deadline is not None and time.monotonic() >= _deadline
-
-
-def _mark_job_time_capped() -> None:
-    global _capped
-    _capped = True
-
-
-def job_time_capped() -> bool:
-    """Whether any training of this job (since `set_time_limit`) was stopped by the time limit."""
-    return _capped
-
-
-def _set_training_pass(active: bool) -> None:
-    global _in_training_pass
-    _in_training_pass = active
-
-
-def _until_deadline(iterable: Iterable):
-    for item in iterable:
-        if _in_training_pass and time_is_up() and not distributed.active():
-            return
-        yield item
-
-
-# The first training pass of a fresh run says, once its first batches have been timed, how long
-# the whole training may take (its epochs at most): a long job announces itself early, not after
-# its first epoch. FitLog.epochs asks for it; `progress` answers inside that pass.
-ESTIMATE_AFTER_S = 30.0
-_estimate_for: tuple[str, int] | None = None  # (model name, max epochs) of the pass to estimate
-
-
-def _estimating(iterable: Iterable, total: int, name: str, max_epochs: int):
-    global _estimate_for
-    t0, said = time.perf_counter(), False
-    for n, item in enumerate(iterable):
-        if not said and n and time.perf_counter() - t0 >= ESTIMATE_AFTER_S:
-            said, _estimate_for = True, None
-            per_epoch = (time.perf_counter() - t0) / n * total
-            left = None if _deadline is None else _deadline - time.monotonic()
-            limit = "" if left is None else f"; --time-limit stops it after {_fmt_secs(left)}"
-            print(f"[{name}] estimate from the first {n} of {total} batches: ~{_fmt_secs(per_epoch)} of training "
-                  f"per epoch, at most {max_epochs} epochs: up to ~{_fmt_secs(per_epoch * max_epochs)} plus "
-                  f"validation (early stopping usually ends sooner){limit}", file=sys.stderr, flush=True)
-        yield item
-
-
-def _estimate_training(name: str | None = None, max_epochs: int = 0) -> None:
-    """Ask the next training pass for an estimate of the whole training (None: no more)."""
-    global _estimate_for
-    _estimate_for = (name, max_epochs) if name is not None else None
-
-
-def progress(iterable: Iterable, total: int | None = None, desc: str = "", enabled: bool = True):
-    """A batch progress bar (rate and ETA) on stderr for loops that take a while: it appears after
-    2 s on a terminal, after 30 s (then every 30 s) in a log file, so short loops stay quiet.
-    Under torchrun only rank 0 shows one. A training pass ends early at the job's time limit;
-    the first one of a fresh run also estimates the whole training from its first batches."""
-    from tqdm.auto import tqdm
-
-    if _deadline is not None or (_estimate_for and _in_training_pass):
-        total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
-    if _estimate_for and _in_training_pass and total and enabled and distributed.is_main():
-        iterable = _estimating(iterable, total, *_estimate_for)
-    if _deadline is not None:
-        iterable = _until_deadline(iterable)
-    tty = sys.stderr.isatty()
-    return tqdm(
-        iterable,
-        total=total,
-        desc=desc,
-        leave=False,
-        disable=not enabled or not distributed.is_main(),
-        file=sys.stderr,
-        mininterval=0.5 if tty else 30.0,
-        delay=2.0 if tty else 30.0,
-    )
 
 
 def stop_rule(max_epochs: int, patience: int, min_epochs: int | None = None) -> tuple[int, Callable[[int], int]]:

@@ -35,8 +35,8 @@ import torch
 from bench import distributed
 from bench.data import BenchData
 from bench.model import TrainingCheckpoint, torch_param_counts
+from bench.progress import progress
 from bench.tasks import DIRECT, EXPLANATION, SEQUENTIAL
-from bench.train import progress
 from models.network import MAX_WORDS, VIP5Net, build_backbone
 from models.prompts import TEMPLATES, Prompt, PromptRenderer, eval_templates, train_templates
 from models.tokenizer import PromptTokenizer

@@ -111,7 +111,7 @@ def _encode_images(visual, preprocess, paths: list[Path | None], raw_ids: list[s
     import torch
     from PIL import Image
 
-    from bench.train import progress
+    from bench.progress import progress
 
     name, dim = ENCODERS[encoder]
     rows = np.zeros((len(raw_ids), dim), dtype=np.float32)

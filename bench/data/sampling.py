@@ -51,7 +51,7 @@ def fit_bpr(model, log, opts: list, batch_loss, *, batch_size: int, epochs: int,
     on it. Each epoch takes every training interaction once, in a new order, with a new negative
     (sample_negatives). `model` has data, net, device and rng: the model's own generator, drawn
     here (order, then negatives) so that a checkpoint of it resumes the same draws."""
-    from bench.train import progress
+    from bench.progress import progress
 
     n_items = model.data.n_items
     users, items = training_pairs(model.data)

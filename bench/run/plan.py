@@ -46,7 +46,7 @@ class RunPlan:
     parallel: int = 1  # jobs trained side by side (each in its own process, its share of the cores)
     skip_existing: bool = False  # run-level resume: keep the records made with the same config, data and code
     verbose: bool = False  # tracebacks for expected errors too
-    time_limit_s: float | None = None  # per job: training stops there (--time-limit; bench.train.set_time_limit)
+    time_limit_s: float | None = None  # per job: training stops there (--time-limit; bench.progress.set_time_limit)
 
     def jobs(self):
         for task in self.tasks:
@@ -251,7 +251,7 @@ def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True) -> dict:
                 est = min(est[0], plan.time_limit_s or est[0]) + est[1]
             lines[-1] += f"  [{_estimate(est)}]"
     if say and (done or len(jobs) > 1 or plan.time_limit_s):
-        from bench.train import _fmt_secs
+        from bench.progress import _fmt_secs
 
         limit = "" if not plan.time_limit_s else f" (each stops training after {_fmt_secs(plan.time_limit_s)})"
         print(f"plan: {len(jobs)} job(s) on {plan.dataset}, {len(jobs) - len(done)} to train{limit}\n"
@@ -281,6 +281,6 @@ def earlier_job_seconds(results_dir: str, rec_key: dict) -> tuple[float, float] 
 
 
 def _estimate(seconds: float | None) -> str:
-    from bench.train import _fmt_secs
+    from bench.progress import _fmt_secs
 
     return "no estimate: never ran here" if seconds is None else f"~{_fmt_secs(seconds)} in an earlier run"

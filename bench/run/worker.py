@@ -87,9 +87,10 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     from bench.config import config_dict
     from bench.data import load_dataset
     from bench.evaluate import evaluate
+    from bench.progress import set_time_limit
     from bench.results import checkpoint_dir, write_record
     from bench.run.fingerprint import job_fingerprint
-    from bench.train import FitLog, seed_everything, set_time_limit
+    from bench.train import FitLog, seed_everything
 
     name, task, seed = spec["model"], spec["task"], spec["seed"]
     seed_everything(seed)
@@ -209,10 +210,10 @@ def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
 
     from bench import distributed
     from bench.config import config_dict
+    from bench.progress import job_time_capped
     from bench.results import build_record
     from bench.run.fingerprint import data_version
     from bench.significance import per_query_field
-    from bench.train import job_time_capped
 
     spec, cfg, data, model, log, device = run["spec"], run["cfg"], run["data"], run["model"], run["log"], run["device"]
     name, task = spec["model"], spec["task"]

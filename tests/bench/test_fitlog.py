@@ -74,17 +74,18 @@ def test_an_explicit_minimum_and_short_runs_keep_their_stop():
 def test_the_first_training_pass_estimates_the_whole_training(monkeypatch, capsys):
     """A long job says early how long it may take: once, from the first batches of its first epoch,
     with the epoch cap (validation loops and later epochs say nothing more)."""
+    import bench.progress as progress_module
     import bench.train as train
 
-    monkeypatch.setattr(train, "ESTIMATE_AFTER_S", 0.0)
+    monkeypatch.setattr(progress_module, "ESTIMATE_AFTER_S", 0.0)
 
     class Model:
         def save(self, path): ...
         def load(self, path): ...
 
-    log = train.FitLog(lambda: {"m": sum(1 for _ in train.progress(range(5)))}, "m", name="toy")
+    log = train.FitLog(lambda: {"m": sum(1 for _ in progress_module.progress(range(5)))}, "m", name="toy")
     for _ in log.epochs(Model(), max_epochs=7, patience=10):
-        for _ in train.progress(range(40)):
+        for _ in progress_module.progress(range(40)):
             pass
     said = [line for line in capsys.readouterr().err.splitlines() if "estimate" in line]
     assert len(said) == 1, said

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from bench import train
+from bench import progress as train_progress
 from bench.cli import _duration, main
-from bench.train import FitLog, progress, set_time_limit
+from bench.progress import progress, set_time_limit
+from bench.train import FitLog
 
 
 @pytest.fixture(autouse=True)
@@ -40,10 +41,10 @@ def test_the_training_pass_ends_at_the_deadline_and_fitlog_stops(monkeypatch):
         for _ in progress(range(100)):
             got += 1
             if epoch == 2 and got == 30:
-                monkeypatch.setattr(train, "_deadline", 0.0)  # the clock runs out mid-epoch
+                monkeypatch.setattr(train_progress, "_deadline", 0.0)  # the clock runs out mid-epoch
         m.batches.append(got)
     assert m.batches == [100, 30] and log.time_capped and not log.stopped_early
-    assert train.job_time_capped(), "the record's flag: any training of the job (VIP5's P5 backbone too)"
+    assert train_progress.job_time_capped(), "the record's flag: any training of the job (VIP5's P5 backbone too)"
     assert len(log.history) == 2 and log.state()["time_capped"]
     assert sum(1 for _ in progress(range(10))) == 10, "outside a training pass (evaluation) nothing is cut"
 
@@ -54,7 +55,7 @@ def test_no_limit_runs_the_whole_schedule():
     log = FitLog(None, "score", verbose=False)
     for _ in log.epochs(m, max_epochs=3, patience=10):
         m.batches.append(sum(1 for _ in progress(range(7))))
-    assert m.batches == [7, 7, 7] and not log.time_capped and not train.job_time_capped()
+    assert m.batches == [7, 7, 7] and not log.time_capped and not train_progress.job_time_capped()
 
 
 def test_durations():
