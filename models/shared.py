@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import shutil
 import sys
 import time
@@ -100,9 +101,9 @@ def fit_shared(model, log) -> None:
     lock = nullcontext() if distributed.active() else file_lock(path.with_suffix(".lock"))
     with lock:
         done = distributed.broadcast((path / "net.pt").exists() and (path / "training.json").exists())
+        state = _load_cached(model, path, tid, log) if done else None
+        done = state is not None
         if done:
-            state = json.loads((path / "training.json").read_text())
-            model.net.load_state_dict(torch.load(path / "net.pt", map_location=model.device, weights_only=True))
             log.adopt(state["log"])
             trained_by, fit_s = state["trained_by"], state.get("fit_time_s")
             log.say(f"reusing the multitask training {tid} (trained by the {state['trained_by']} job)")
@@ -122,6 +123,29 @@ def fit_shared(model, log) -> None:
             distributed.barrier()
     model.training |= {"id": tid, "reused": done, "trained_by": trained_by, "optimizer_steps": log.steps,
                        "fit_time_s": fit_s, "time_capped": log.time_capped}
+
+
+def _load_cached(model, path: Path, tid: str, log) -> dict | None:
+    """The cached training's state, its weights loaded into `model.net`; None when it does not load
+    (truncated, not plain tensors, another network's keys, a malformed training.json): then it is
+    moved aside, not deleted, with one warning line naming it, and the job trains it again."""
+    try:
+        state = json.loads((path / "training.json").read_text())
+        weights = torch.load(path / "net.pt", map_location=model.device, weights_only=True)
+        model.net.load_state_dict(weights)
+        if not isinstance(state.get("log"), dict) or "trained_by" not in state:
+            raise ValueError("training.json lacks its log or trained_by")
+        return state
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
+    distributed.barrier()  # every rank has failed to read it before rank 0 moves it
+    if distributed.is_main():
+        aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.rename(aside)
+        log.say(f"warning: the cached multitask training {tid} does not load ({why}); moved aside to {aside}; "
+                "training it again")
+    distributed.barrier()
+    return None
 
 
 def backbone_config(vip5_cfg, dataset: str):

@@ -149,6 +149,17 @@ def test_one_multitask_training_serves_every_task_and_is_vip5s_backbone(tiny_roo
                   vocab_size=FAST["vocab_size"])
     assert vip5.training["backbone"]["id"] == first.training["id"] and vip5.training["backbone"]["reused"]
 
+    # a cache that does not load (a truncated file) is moved aside with one warning and trained again
+    net_pt = next((tmp_path / "tiny").rglob(f"{first.training['id']}/net.pt"))
+    net_pt.write_bytes(net_pt.read_bytes()[:100])
+    again = _model(P5, P5Config, data, task="direct", **over)
+    said = []
+    log = FitLog(None, "ndcg@10", verbose=False)
+    log.say = said.append
+    again.fit(log)
+    assert again.training["reused"] is False and any("does not load" in s and "moved aside" in s for s in said)
+    assert list(net_pt.parent.parent.glob(f"{first.training['id']}.unreadable-*")) and net_pt.exists()
+
     other_seed = _model(P5, P5Config, data, task="direct", seed=1, **over)
     decoding_only = _model(P5, P5Config, data, task="direct", **over, beams=7, scoring="beam")
     from models.shared import training_key
