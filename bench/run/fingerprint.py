@@ -91,7 +91,10 @@ def code_fingerprint(cls: type) -> str:
 
 
 def job_fingerprint(*, model: str, cls: type, task: str, config: dict, manifest: dict, indexing: str,
-                    tag: str | None) -> str:
-    """One hash of everything a job's records depend on; equal hashes = the records would be made again alike."""
+                    tag: str | None, device: str) -> str:
+    """One hash of everything a job's records depend on; equal hashes = the records would be made again alike.
+    `device`: the resolved device; its kind (cpu, cuda) counts, not its index: a record's time, memory and
+    (through kernels and mixed precision) its metrics belong to the kind of device that made it."""
     return _sha({"model": model, "task": task, "config": config, "data": data_version(manifest),
-                 "code": code_fingerprint(cls), "indexing": indexing, "tag": tag or None})[:24]
+                 "code": code_fingerprint(cls), "indexing": indexing, "tag": tag or None,
+                 "device": device.split(":")[0]})[:24]

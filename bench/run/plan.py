@@ -226,9 +226,12 @@ def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True) -> dict:
         old = None
         if manifest is not None:
             from bench.config import config_dict
+            from bench.train import resolve_device
+
+            device = resolve_device(plan.device)  # the kind the workers will run on (auto: cuda when present)
 
             fp = job_fingerprint(model=model, cls=all_models()[model].cls, task=task, config=config_dict(cfg),
-                                 manifest=manifest, indexing=plan.indexing, tag=plan.tag)
+                                 manifest=manifest, indexing=plan.indexing, tag=plan.tag, device=device)
             key = {"model": model, "task": task, "dataset": plan.dataset, "seed": seed, "tag": plan.tag,
                    "indexing": plan.indexing}
             old = existing_records(plan.results_dir, key, fp)

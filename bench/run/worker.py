@@ -104,7 +104,7 @@ def _train_and_record(spec: dict, model_spec, cfg, device: str) -> list[str]:
     base_mem = peak_memory(device)[0]
     # what bench run compares to skip this job next time: taken before the model can touch its config
     fingerprint = job_fingerprint(model=name, cls=model_spec.cls, task=task, config=config_dict(cfg),
-                                  manifest=data.manifest, indexing=data.indexing, tag=spec.get("tag"))
+                                  manifest=data.manifest, indexing=data.indexing, tag=spec.get("tag"), device=device)
 
     set_time_limit(spec.get("time_limit_s"))  # from here: a model may train while it is built (VIP5's P5 backbone)
     model = model_spec.cls(cfg, data, task=task, device=device, seed=seed)

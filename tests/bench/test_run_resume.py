@@ -185,3 +185,18 @@ def test_a_checkpoint_of_another_config_is_moved_aside_and_one_of_this_job_kept(
     assert "written by another config, data or code" in capsys.readouterr().err
     assert len(list(tmp_path.glob("seed1.other-job-*"))) == 1
     assert (ckpt / FINGERPRINT_FILE).read_text() == "fp-b" and not (ckpt / "log.json").exists()
+
+
+def test_the_device_kind_is_part_of_a_jobs_fingerprint():
+    """Records made on a CPU are not current for a run on a GPU (time, memory and mixed precision
+    differ), while the GPU's index does not matter."""
+    from bench.run.fingerprint import job_fingerprint
+
+    class M:
+        pass
+
+    def fp(device):
+        return job_fingerprint(model="m", cls=M, task="direct", config={}, manifest={"files": {}}, indexing="random",
+                               tag=None, device=device)
+
+    assert fp("cpu") == fp("cpu") != fp("cuda:0") == fp("cuda:1")
