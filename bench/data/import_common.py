@@ -114,3 +114,14 @@ def read_json(path: Path):
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise DataFormatError(path, f"invalid JSON ({e.msg}, column {e.colno})", e.lineno) from None
+
+
+def check_user_line(path, lineno: int, user, shown: str, n_items: int, line_of: dict) -> None:
+    """What every `user item item ...` line must be: its user's only line, with at least one item
+    (`line_of`: user -> the line that named it so far; `shown`: the user as the message writes it)."""
+    if user in line_of:
+        raise DataFormatError(path, f"user {shown} appears twice (lines {line_of[user]} and {lineno}); "
+                              "merge them into one line, items in time order", lineno)
+    if n_items < 1:
+        raise DataFormatError(path, f"user {shown} has no items (expected 'user item item ...'; "
+                              "remove the line or add the user's items)", lineno)

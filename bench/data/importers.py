@@ -17,7 +17,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.data.import_common import IMPORTER_VERSION, RestrictedUnpickler, restricted_load, text_lines
+from bench.data.import_common import (
+    IMPORTER_VERSION,
+    RestrictedUnpickler,
+    check_user_line,
+    restricted_load,
+    text_lines,
+)
 from bench.data.p5_release import SEQUENTIAL, import_p5_release
 from bench.data.store import MIN_SEQUENCE, Item, User, check_name, write_dataset
 from bench.errors import BenchError, DataFormatError
@@ -74,12 +80,7 @@ def import_sequence_file(path: Path, root: Path, name: str, *, seed: int = 2022)
             continue
         parts = s.split()
         user = parts[0]
-        if user in line_of:
-            raise DataFormatError(path, f"user {user!r} appears twice (lines {line_of[user]} and {lineno}); "
-                              "merge them into one line, items in time order", lineno)
-        if len(parts) < 2:
-            raise DataFormatError(path, f"user {user!r} has no items (expected 'user item item ...'; "
-                              "remove the line or add the user's items)", lineno)
+        check_user_line(path, lineno, user, repr(user), len(parts) - 1, line_of)
         line_of[user] = lineno
         seq = []
         for tok in parts[1:]:

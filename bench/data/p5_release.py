@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.data.import_common import IMPORTER_VERSION, read_json, text_lines
+from bench.data.import_common import IMPORTER_VERSION, check_user_line, read_json, text_lines
 from bench.data.p5_annotations import (
     assign_titles,
     read_exp_reviews,
@@ -196,12 +196,7 @@ def _read_sequences(seq_path: Path, maps: _Datamaps) -> dict[int, list[int]]:
         if not parts:
             continue
         uid = _p5_id(parts[0], seq_path, lineno, "user")
-        if uid in line_of:
-            raise DataFormatError(seq_path, f"user {uid} appears twice (lines {line_of[uid]} and {lineno}); "
-                                  "merge them into one line, items in time order", lineno)
-        if len(parts) < 2:
-            raise DataFormatError(seq_path, f"user {uid} has no items (expected 'user item item ...'; "
-                                  "remove the line or add the user's items)", lineno)
+        check_user_line(seq_path, lineno, uid, str(uid), len(parts) - 1, line_of)
         if maps.id2user is not None and uid not in maps.id2user:
             raise DataFormatError(seq_path, f"user {uid} is not in {DATAMAPS} (id2user); use the "
                                   "datamaps.json of the same release, or remove it to import without raw ids",
