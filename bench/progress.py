@@ -25,6 +25,7 @@ def _fmt_secs(s: float) -> str:
 _deadline: float | None = None
 _in_training_pass = False
 _capped = False  # some training in this job stopped at the deadline (VIP5's P5 backbone counts)
+_pass_cut = False  # the current or last training pass was cut short at the deadline
 
 
 def set_time_limit(seconds: float | None) -> None:
@@ -49,13 +50,22 @@ def job_time_capped() -> bool:
 
 
 def _set_training_pass(active: bool) -> None:
-    global _in_training_pass
+    global _in_training_pass, _pass_cut
     _in_training_pass = active
+    if active:
+        _pass_cut = False
+
+
+def pass_was_cut() -> bool:
+    """Whether the last training pass ended early at the deadline (its epoch is not complete)."""
+    return _pass_cut
 
 
 def _until_deadline(iterable: Iterable):
+    global _pass_cut
     for item in iterable:
         if _in_training_pass and time_is_up() and not distributed.active():
+            _pass_cut = True
             return
         yield item
 

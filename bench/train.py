@@ -21,6 +21,7 @@ from bench.progress import (
     _fmt_secs,
     _mark_job_time_capped,
     _set_training_pass,
+    pass_was_cut,
     time_is_up,
 )
 
@@ -228,7 +229,8 @@ class FitLog:
                     bad += 1
                 stop = distributed.broadcast(bad >= patience_at(self.best_epoch) and epoch >= min_epochs
                                              and not self.keep_last)
-                capped = distributed.broadcast(time_is_up() and epoch < max_epochs)
+                # an epoch cut short counts even when it is the last: that training is not complete
+                capped = distributed.broadcast((time_is_up() and epoch < max_epochs) or pass_was_cut())
                 if resumable:  # a time-capped run is not finished: the same command goes on from here
                     self._checkpoint(model, ckpt, epoch, bad, stop)
                 self._say_epoch(epoch, max_epochs, epoch - first + 1, time.perf_counter() - t_start, score)

@@ -49,6 +49,22 @@ def test_the_training_pass_ends_at_the_deadline_and_fitlog_stops(monkeypatch):
     assert sum(1 for _ in progress(range(10))) == 10, "outside a training pass (evaluation) nothing is cut"
 
 
+def test_a_last_epoch_cut_short_is_time_capped(monkeypatch):
+    """The clock running out inside the last epoch leaves that training incomplete: it is flagged
+    (a multitask training is then not cached as complete)."""
+    m = Counting()
+    log = FitLog(None, "score", verbose=False)
+    set_time_limit(3600)
+    for epoch in log.epochs(m, max_epochs=2, patience=10):
+        got = 0
+        for _ in progress(range(50)):
+            got += 1
+            if epoch == 2 and got == 10:
+                monkeypatch.setattr(train_progress, "_deadline", 0.0)
+        m.batches.append(got)
+    assert m.batches == [50, 10] and log.time_capped and train_progress.job_time_capped()
+
+
 def test_no_limit_runs_the_whole_schedule():
     set_time_limit(None)  # a new job: also clears an earlier job's flag
     m = Counting()
