@@ -32,18 +32,24 @@ class Counting:
         pass
 
 
-def test_the_training_pass_ends_at_the_deadline_and_fitlog_stops(monkeypatch):
+def _run_out_of_time(monkeypatch, log, max_epochs: int, batches: int, at_batch: int) -> list[int]:
+    """Batches each epoch got when the clock runs out at batch `at_batch` of epoch 2."""
     m = Counting()
-    log = FitLog(lambda: {"score": 1.0}, "score", verbose=False)
     set_time_limit(3600)
-    for epoch in log.epochs(m, max_epochs=5, patience=10):
+    for epoch in log.epochs(m, max_epochs=max_epochs, patience=10):
         got = 0
-        for _ in progress(range(100)):
+        for _ in progress(range(batches)):
             got += 1
-            if epoch == 2 and got == 30:
+            if epoch == 2 and got == at_batch:
                 monkeypatch.setattr(train_progress, "_deadline", 0.0)  # the clock runs out mid-epoch
         m.batches.append(got)
-    assert m.batches == [100, 30] and log.time_capped and not log.stopped_early
+    return m.batches
+
+
+def test_the_training_pass_ends_at_the_deadline_and_fitlog_stops(monkeypatch):
+    log = FitLog(lambda: {"score": 1.0}, "score", verbose=False)
+    assert _run_out_of_time(monkeypatch, log, max_epochs=5, batches=100, at_batch=30) == [100, 30]
+    assert log.time_capped and not log.stopped_early
     assert train_progress.job_time_capped(), "the record's flag: any training of the job (VIP5's P5 backbone too)"
     assert len(log.history) == 2 and log.state()["time_capped"]
     assert sum(1 for _ in progress(range(10))) == 10, "outside a training pass (evaluation) nothing is cut"
@@ -52,17 +58,9 @@ def test_the_training_pass_ends_at_the_deadline_and_fitlog_stops(monkeypatch):
 def test_a_last_epoch_cut_short_is_time_capped(monkeypatch):
     """The clock running out inside the last epoch leaves that training incomplete: it is flagged
     (a multitask training is then not cached as complete)."""
-    m = Counting()
     log = FitLog(None, "score", verbose=False)
-    set_time_limit(3600)
-    for epoch in log.epochs(m, max_epochs=2, patience=10):
-        got = 0
-        for _ in progress(range(50)):
-            got += 1
-            if epoch == 2 and got == 10:
-                monkeypatch.setattr(train_progress, "_deadline", 0.0)
-        m.batches.append(got)
-    assert m.batches == [50, 10] and log.time_capped and train_progress.job_time_capped()
+    assert _run_out_of_time(monkeypatch, log, max_epochs=2, batches=50, at_batch=10) == [50, 10]
+    assert log.time_capped and train_progress.job_time_capped()
 
 
 def test_no_limit_runs_the_whole_schedule():
