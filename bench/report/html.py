@@ -50,7 +50,7 @@ def overview_figure(tables: list[Table], dataset: str) -> bytes | None:
             continue
         metric = TASKS[task].significance
         j = t.columns.index(metric)
-        rows = [r for r in t.rows() if r.cells[j].values]
+        rows = [r for r in t.measured_rows() if r.cells[j].values]
         panels.append(Panel(f"{task}: {METRIC_LABEL[metric]}", [r.label for r in rows],
                             {METRIC_LABEL[metric]: [(r.cells[j].mean, r.cells[j].std) for r in rows]},
                             "%" if TASKS[task].percent else ""))

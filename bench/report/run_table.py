@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
 from tabulate import tabulate
 
-from bench.report.table import Cell
+from bench.report.table import METRIC_LABEL, Cell
 from bench.tasks import TASKS
 
 EXTRA_METRICS = ["rmse", "mae", "invalid_rate"]
@@ -20,6 +21,31 @@ def _params(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n:,}"
 
 
+def _mean(recs: list[dict], metric: str) -> float:
+    vals = [r["metrics"][metric] for r in recs if metric in r["metrics"]]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _below_reference(groups: dict[tuple, list[dict]], task: str) -> dict[tuple, str]:
+    """Status text for the groups whose mean falls under the task's no-model reference row on a
+    figure metric. When the reference reads the feature hint (explanations), only rows that read it
+    too are compared."""
+    t = TASKS[task]
+    ref = groups.get((t.reference_model, ""))
+    if not ref:
+        return {}
+    hinted_only = t.reference_model in t.hint_models
+    out = {}
+    for (model, prompt), rs in groups.items():
+        if model == t.reference_model or (hinted_only and model not in t.hint_models and prompt not in t.hint_prompts):
+            continue
+        under = [METRIC_LABEL.get(m, m) for m in t.figure_metrics
+                 if round(_mean(rs, m), t.digits) < round(_mean(ref, m), t.digits)]
+        if under:
+            out[(model, prompt)] = f" ↓ below {t.reference_model} ({', '.join(under)})"
+    return out
+
+
 def comparison_table(records: list[dict], task: str, failures: list[tuple[str, str]] = (), fmt: str = "github") -> str:
     """One row per (model, tag, prompt): metrics and efficiency figures, mean ± std over seeds."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
@@ -29,6 +55,7 @@ def comparison_table(records: list[dict], task: str, failures: list[tuple[str, s
     metrics = list(TASKS[task].metrics)
     extra = [m for m in EXTRA_METRICS if any(m in r["metrics"] for rs in groups.values() for r in rs)]
     digits = TASKS[task].digits
+    below = _below_reference(groups, task)
     rows = []
     for (model, prompt), rs in sorted(groups.items()):
         rows.append(
@@ -47,7 +74,8 @@ def comparison_table(records: list[dict], task: str, failures: list[tuple[str, s
                     else ""
                 )
                 + (" ↑ still improving at cap" if any(r.get("still_improving") for r in rs) else "")
-                + (" ⏱ time-capped" if any(r.get("time_capped") for r in rs) else ""),
+                + (" ⏱ time-capped" if any(r.get("time_capped") for r in rs) else "")
+                + below.get((model, prompt), ""),
             ]
         )
     for model, err in failures:

@@ -76,7 +76,7 @@ class Cell:
 class Row:
     label: str
     cells: list[Cell]
-    seeds: int
+    seeds: int | str  # the number of seeds, or "paper" for a reported row
     model: str = ""
     prompt: str | None = None
     records: list[dict] = field(default_factory=list, repr=False)
@@ -87,6 +87,7 @@ class Row:
 class Block:
     title: str | None
     rows: list[Row]
+    reported: bool = False  # rows quoted from the paper (bench/report/paper.py), not measured
 
 
 @dataclass
@@ -103,9 +104,13 @@ class Table:
     def rows(self) -> list[Row]:
         return [r for b in self.blocks for r in b.rows]
 
+    def measured_rows(self) -> list[Row]:
+        """The rows of runs (not the paper's reported rows)."""
+        return [r for b in self.blocks if not b.reported for r in b.rows]
+
     def mark_best(self) -> None:
         """Bold the best mean per column within each block (ties at the shown precision all bold)."""
-        for block in self.blocks:
+        for block in [b for b in self.blocks if not b.reported]:
             for j, col in enumerate(self.columns):
                 cells = [r.cells[j] for r in block.rows if r.cells[j].values]
                 if len(cells) < 2:

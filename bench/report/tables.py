@@ -19,6 +19,7 @@ from pathlib import Path
 from bench.errors import UnknownNameError, UsageError
 from bench.io import atomic_write_text
 from bench.registry import all_tasks
+from bench.report.paper import add_paper_block, below_reference_notes
 from bench.report.render import render_document
 from bench.report.table import (
     METRIC_LABEL,
@@ -82,7 +83,9 @@ def task_table(records: list[dict], task: str, dataset: str) -> Table | None:
                         + [r for p in prompts for r in prompted(p)])]
     table = Table(f"{t.table}_{task}", f"{t.title} — {dataset}", columns, blocks, task=task)
     table.mark_best()
-    table.notes = _protocol_notes(task, recs, records) + significance_notes(table, task)
+    table.notes = (_protocol_notes(task, recs, records) + below_reference_notes(table, task)
+                   + significance_notes(table, task))
+    add_paper_block(table, task, dataset)
     return table
 
 
