@@ -215,6 +215,12 @@ class FitLog:
                 _estimate_training(None)  # one estimate per training, from its first pass only
                 self.epoch_times.append(time.perf_counter() - t0)
                 row = {"epoch": epoch, "loss": self._loss, "train_s": self.epoch_times[-1], "steps": self.steps}
+                # an epoch cut short by the time limit is checkpointed like any other, so that the
+                # same command always makes progress (an epoch longer than the limit would otherwise
+                # be redone for ever); the rest of it is skipped, which its history row says
+                cut = distributed.broadcast(pass_was_cut())
+                if cut:
+                    row["cut"] = True
                 score = None
                 if validating:
                     row["val"] = self.validate()
@@ -230,7 +236,7 @@ class FitLog:
                 stop = distributed.broadcast(bad >= patience_at(self.best_epoch) and epoch >= min_epochs
                                              and not self.keep_last)
                 # an epoch cut short counts even when it is the last: that training is not complete
-                capped = distributed.broadcast((time_is_up() and epoch < max_epochs) or pass_was_cut())
+                capped = distributed.broadcast(time_is_up() and epoch < max_epochs) or cut
                 if resumable:  # a time-capped run is not finished: the same command goes on from here
                     self._checkpoint(model, ckpt, epoch, bad, stop)
                 self._say_epoch(epoch, max_epochs, epoch - first + 1, time.perf_counter() - t_start, score)
@@ -241,8 +247,10 @@ class FitLog:
                 if capped:
                     self.time_capped = True
                     _mark_job_time_capped()
-                    self.say(f"time limit reached: stopping after epoch {epoch} of {max_epochs} "
-                             "(the same command continues from this checkpoint)")
+                    where = (f"epoch {epoch} was cut short: the same command continues with epoch {epoch + 1}, "
+                             "the rest of this one is skipped)" if cut
+                             else "the same command continues from this checkpoint)")
+                    self.say(f"time limit reached: stopping after epoch {epoch} of {max_epochs} ({where}")
                     break
             last = len(self.history)
             if self.keep_last:

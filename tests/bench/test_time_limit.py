@@ -109,3 +109,38 @@ def test_the_plan_estimates_a_job_from_its_earlier_run(tmp_path):
     # seed 1: one training shared by its two prompts, both evaluations; the longest seed counts
     assert earlier_job_seconds(str(tmp_path), key | {"seed": 7}) == (100.0, 15.0)
     assert _estimate(115.0) == "~1m55s in an earlier run"
+
+
+class Resumable(Counting):
+    """Counting, with a training state the checkpoints keep (how many batches it has trained)."""
+
+    def save_training_state(self, path):
+        (path / "batches.json").write_text(json.dumps(self.batches))
+
+    def load_training_state(self, path):
+        self.batches = json.loads((path / "batches.json").read_text())
+
+
+def test_an_epoch_cut_short_is_marked_and_the_same_command_goes_on_after_it(monkeypatch, tmp_path):
+    """The cut epoch is checkpointed (an epoch longer than the limit must not be redone for ever)
+    and its history row says it was cut, in this run's log and in the resumed one's."""
+    m = Resumable()
+    log = FitLog(lambda: {"score": float(len(m.batches))}, "score", verbose=False, checkpoint_dir=tmp_path)
+    set_time_limit(3600)
+    for epoch in log.epochs(m, max_epochs=3, patience=10):
+        got = 0
+        for _ in progress(range(20)):
+            got += 1
+            if epoch == 2 and got == 5:
+                monkeypatch.setattr(train_progress, "_deadline", 0.0)
+        m.batches.append(got)
+    assert m.batches == [20, 5] and log.time_capped
+    assert [row.get("cut", False) for row in log.history] == [False, True]
+
+    set_time_limit(None)  # the same command again, with time to spare
+    m2 = Resumable()
+    log2 = FitLog(lambda: {"score": float(len(m2.batches))}, "score", verbose=False, checkpoint_dir=tmp_path)
+    for _ in log2.epochs(m2, max_epochs=3, patience=10):
+        m2.batches.append(sum(1 for _ in progress(range(20))))
+    assert log2.resumed_from_epoch == 2 and m2.batches == [20, 5, 20]
+    assert [row.get("cut", False) for row in log2.history] == [False, True, False] and not log2.time_capped
