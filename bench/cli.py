@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bench.report import html as report_html
     from bench.report import tables
-    from bench.studies import ablate, check, efficiency, reproduce
+    from bench.studies import ablate, check, diagnose, efficiency, reproduce
 
     tables.add_parser(sub)
     ablate.add_parser(sub, _ints)
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_html.add_parser(sub)
     reproduce.add_parser(sub, _ints, _csv)
     efficiency.add_parser(sub)
+    diagnose.add_parser(sub, _csv, _add_data_root)
 
     perf = sub.add_parser("perf-report", help="a readable page (Markdown) from a pytest-benchmark JSON report")
     perf.add_argument("report", help="the JSON written by: pytest tests/perf --benchmark-only --benchmark-json FILE")
@@ -228,6 +229,7 @@ LAZY_COMMANDS = {
     "reproduce": "bench.studies.reproduce:cmd_reproduce",
     "perf-report": "bench.report.perf:cmd_perf_report",
     "efficiency": "bench.studies.efficiency:cmd_efficiency",
+    "diagnose": "bench.studies.diagnose:cmd_diagnose",
 }
 
 

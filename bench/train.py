@@ -215,12 +215,8 @@ class FitLog:
                 _estimate_training(None)  # one estimate per training, from its first pass only
                 self.epoch_times.append(time.perf_counter() - t0)
                 row = {"epoch": epoch, "loss": self._loss, "train_s": self.epoch_times[-1], "steps": self.steps}
-                # an epoch cut short by the time limit is checkpointed like any other, so that the
-                # same command always makes progress (an epoch longer than the limit would otherwise
-                # be redone for ever); the rest of it is skipped, which its history row says
-                cut = distributed.broadcast(pass_was_cut())
-                if cut:
-                    row["cut"] = True
+                # a cut epoch is checkpointed too: one longer than the time limit must not be redone for ever
+                cut = row["cut"] = distributed.broadcast(pass_was_cut())
                 score = None
                 if validating:
                     row["val"] = self.validate()
@@ -247,10 +243,8 @@ class FitLog:
                 if capped:
                     self.time_capped = True
                     _mark_job_time_capped()
-                    where = (f"epoch {epoch} was cut short: the same command continues with epoch {epoch + 1}, "
-                             "the rest of this one is skipped)" if cut
-                             else "the same command continues from this checkpoint)")
-                    self.say(f"time limit reached: stopping after epoch {epoch} of {max_epochs} ({where}")
+                    more = f"goes on with epoch {epoch + 1}: this one was cut" if cut else "continues from here"
+                    self.say(f"time limit reached: stopped at epoch {epoch} of {max_epochs} (the same command {more})")
                     break
             last = len(self.history)
             if self.keep_last:
