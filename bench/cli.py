@@ -59,11 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_features_parser(sub)
 
+    from bench.report import curves, tables
     from bench.report import html as report_html
-    from bench.report import tables
     from bench.studies import ablate, check, diagnose, efficiency, reproduce
 
     tables.add_parser(sub)
+    curves.add_parser(sub, _csv)
     ablate.add_parser(sub, _ints)
     check.add_parser(sub)
     report_html.add_parser(sub)
@@ -223,6 +224,7 @@ LAZY_COMMANDS = {
     "data": "bench.data.cli:cmd_data",
     "features": "bench.data.features:cmd_features",
     "tables": "bench.report.tables:cmd_tables",
+    "curves": "bench.report.curves:cmd_curves",
     "ablate": "bench.studies.ablate:cmd_ablate",
     "check": "bench.studies.check:cmd_check",
     "report": "bench.report.html:cmd_report",
