@@ -55,13 +55,16 @@ def agreement(order: list[list[int]], by_pop: list[list[int]]) -> float:
     return float(np.mean(rhos))
 
 
-def candidate_lists(data, task: str, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def candidate_lists(data, task: str, rng: np.random.Generator,
+                    users: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{kind: (lists [users, n], targets [users])}: the stored test candidates in their stored order
     ("test"), and the same lists with the test target replaced, in its place, by one random training
     item of the user ("own"). Lists keep the stored order so that no model's tie-breaking favours
     the target."""
-    queries = data.rank_queries(task, "test")
-    targets = data.rank_targets("test")
+    keep = np.arange(data.n_users) if users is None else users
+    every = data.rank_queries(task, "test")
+    queries = [every[u] for u in keep]
+    targets = data.rank_targets("test")[keep]
     train = data.train_sequences()
     test = np.array([q.candidates for q in queries], dtype=np.int64)
     own_targets = np.array([train[q.user][rng.integers(len(train[q.user]))] for q in queries], dtype=np.int64)
@@ -69,11 +72,12 @@ def candidate_lists(data, task: str, rng: np.random.Generator) -> dict[str, tupl
     return {"test": (test, targets), "own": (own, own_targets)}
 
 
-def diagnose(model, data, task: str, variant: str | None, lists: dict, pop: np.ndarray) -> dict:
+def diagnose(model, data, task: str, variant: str | None, lists: dict, pop: np.ndarray, users: np.ndarray) -> dict:
     """One model's row: on each kind of list, its HR@10 and AUC; on the test lists its agreement with pop."""
     from dataclasses import replace
 
-    queries = data.rank_queries(task, "test")
+    every = data.rank_queries(task, "test")
+    queries = [every[u] for u in users]
     row = {}
     for kind, (lst, targets) in lists.items():
         qs = [replace(q, candidates=lst[u]) for u, q in enumerate(queries)]
@@ -107,7 +111,7 @@ def trained(name: str, plan, data, task: str, seed: int):
 
 
 def run_diagnose(*, task: str, dataset: str, models: list[str], seed: int, sets: dict[str, str], device: str,
-                 data_root: str | None) -> str:
+                 data_root: str | None, users: int | None = None) -> str:
     from bench.data import load_dataset
     from bench.run.plan import plan_run
     from bench.tasks import get_task
@@ -119,18 +123,22 @@ def run_diagnose(*, task: str, dataset: str, models: list[str], seed: int, sets:
     data = load_dataset(dataset, data_root)
     pop = np.bincount(np.concatenate([np.asarray(s, dtype=np.int64) for s in data.train_sequences()]),
                       minlength=data.n_items).astype(float)
-    lists = candidate_lists(data, task, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    # a random subset of the users on a large dataset (every list costs a model a full scoring pass)
+    keep = np.sort(rng.permutation(data.n_users)[:users]) if users else np.arange(data.n_users)
+    lists = candidate_lists(data, task, rng, keep)
     by_pop = {kind: summary(positions(pop_order(lst, pop), t, lst.shape[1]), lst.shape[1])
               for kind, (lst, t) in lists.items()}
     rows = [["pop", *_cells(by_pop | {"agreement": 1.0})]]
     for name in models:
         model, variant = trained(name, plan, data, task, seed)
         label = name + (f" ({variant})" if variant else "")
-        rows.append([label, *_cells(diagnose(model, data, task, variant, lists, pop))])
+        rows.append([label, *_cells(diagnose(model, data, task, variant, lists, pop, keep))])
     headers = ["model", "test HR@10", "test AUC", "pop agreement (rho)", "own training item HR@10",
                "own training item AUC"]
     n_users, n = lists["test"][0].shape
-    return (f"bench diagnose: {task} on {dataset}, seed {seed}, {n_users} users, {n} candidates per list\n\n"
+    return (f"bench diagnose: {task} on {dataset}, seed {seed}, {n_users} of {data.n_users} users, "
+            f"{n} candidates per list\n\n"
             + tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
             + "\n\n- test: the stored test lists; AUC = share of the list's negatives ranked below the target."
             + "\n- pop agreement: Spearman's rho between the model's and popularity's order of each test list."
@@ -146,8 +154,10 @@ def _cells(row: dict) -> list[str]:
 def cmd_diagnose(args) -> int:
     from bench.config import parse_sets
 
+    if args.users is not None and args.users < 1:
+        raise UsageError(f"--users {args.users}: must be a positive number of users")
     page = run_diagnose(task=args.task, dataset=args.dataset, models=args.models, seed=args.seed,
-                        sets=parse_sets(args.sets), device=args.device, data_root=args.data_root)
+                        sets=parse_sets(args.sets), device=args.device, data_root=args.data_root, users=args.users)
     print(page)
     if args.out:
         from bench.io import atomic_write_text
@@ -165,5 +175,6 @@ def add_parser(sub, csv, add_data_root) -> None:
     p.add_argument("--seed", type=int, default=2022)
     p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", help="config override; repeatable")
     p.add_argument("--device", default="auto")
+    p.add_argument("--users", type=int, default=None, help="a random subset of this many users (default: all)")
     p.add_argument("--out", default=None, help="also write the page (Markdown) here")
     add_data_root(p)

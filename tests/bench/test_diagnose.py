@@ -28,6 +28,7 @@ def test_pop_order_and_agreement_by_hand():
 
 
 def test_candidate_lists_swap_the_target_for_a_training_item_in_place(tiny):
+    assert len(candidate_lists(tiny, "direct", np.random.default_rng(0), np.array([0, 3]))["own"][1]) == 2
     lists = candidate_lists(tiny, "direct", np.random.default_rng(0))
     test, targets = lists["test"]
     own, own_targets = lists["own"]
@@ -42,9 +43,9 @@ def test_candidate_lists_swap_the_target_for_a_training_item_in_place(tiny):
 def test_cli_prints_pop_and_each_model(tiny_root, tmp_path, capsys):
     page = tmp_path / "diagnose.md"
     assert main(["diagnose", "--dataset", "tiny", "--models", "bpr_mf", "--set", "threads=1",
-                 "--data-root", str(tiny_root), "--out", str(page)]) == 0
+                 "--data-root", str(tiny_root), "--out", str(page), "--users", "30"]) == 0
     out = capsys.readouterr().out
-    assert page.read_text() in out
+    assert page.read_text() in out and ", 30 of " in out
     rows = [ln for ln in out.splitlines() if ln.startswith("| pop ") or ln.startswith("| bpr_mf ")]
     assert len(rows) == 2 and "| 1.000 " in rows[0], "pop agrees with itself"
     cells = [c.strip() for c in rows[1].strip("|").split("|")]
