@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from bench.report.table import METRIC_LABEL, Block, Cell, Row, Table, display_name
+from bench.significance import paired_test
 from bench.tasks import TASKS
 
 PAPER_FILE = Path(__file__).with_name("paper_results.json")
@@ -75,11 +76,14 @@ def below_reference_notes(table: Table, task: str) -> list[str]:
                 j = table.columns.index(metric)
                 mine, theirs = row.cells[j].mean, ref.cells[j].mean
                 if mine is not None and theirs is not None and round(mine, t.digits) < round(theirs, t.digits):
-                    under.append(f"{METRIC_LABEL[metric]} {mine:.{t.digits}f} < {theirs:.{t.digits}f}")
+                    res = paired_test(row.records, ref.records, metric) if row.records and ref.records else None
+                    p = "" if res is None else f", p = {res.p:.2g}"  # none for a corpus-level metric (BLEU)
+                    under.append(f"{METRIC_LABEL[metric]} {mine:.{t.digits}f} < {theirs:.{t.digits}f}{p}")
             if under:
                 found.append(f"{row.label} ({', '.join(under)})")
     if not found:
         return []
     name = display_name(t.reference_model)
     return [f"Below {name}: {'; '.join(found)}. A row under the no-model level is under-trained or broken: "
-            "read its record's history (loss and validation per epoch) before reading it as a result."]
+            "read its learning curve (`bench curves`) before reading it as a result (p: the paired test "
+            "over the same queries, where the metric has per-query values)."]

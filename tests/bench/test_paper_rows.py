@@ -53,6 +53,7 @@ def test_rows_below_pop_are_listed_under_the_table():
     assert len(below) == 1
     assert "P5 (B-5) (HR@10 0.0100 < " in below[0] and "P5 (B-8) (HR@10" in below[0]
     assert "NDCG@10" not in below[0] and "VIP5" not in below[0]
+    assert below[0].count(", p = ") == 2, "each below-pop cell with its paired test over the same users"
 
 
 def test_explanations_compare_only_the_hinted_block_with_the_reference():
@@ -64,6 +65,7 @@ def test_explanations_compare_only_the_hinted_block_with_the_reference():
     below = next(n for n in t.notes if n.startswith("Below Most frequent (ref.)"))
     assert "PETER+" in below and "P5 (C-12)" in below
     assert "P5 (C-3)" not in below and "PETER (" not in below, "the block without the hint has no reference row"
+    assert "ROUGE-L 0.00 < " in below and ", p = " in below and "BLEU" not in below
 
 
 def test_the_run_table_marks_rows_below_pop():
