@@ -58,29 +58,40 @@ def add_paper_block(table: Table, task: str, dataset: str) -> None:
         table.notes.append(f"Paper rows: {paper_results()['source']}")
 
 
-def below_reference_notes(table: Table, task: str) -> list[str]:
-    """One note naming the measured rows below the reference row of their block, per metric."""
+def compared_with_reference(task: str, model: str, prompt: str | None) -> bool:
+    """Whether a row is held against the task's no-model reference row: every other row, except that a
+    reference which reads the feature hint (explanations) is compared only with the rows that read it too."""
     t = TASKS[task]
+    if model == t.reference_model:
+        return False
+    return t.reference_model not in t.hint_models or model in t.hint_models or prompt in t.hint_prompts
+
+
+def metrics_below(task: str, mine: dict[str, float | None], ref: dict[str, float | None]) -> list[str]:
+    """The figure metrics on which `mine` (means) is under `ref` at the task's display precision."""
+    t = TASKS[task]
+    known = [m for m in t.figure_metrics if mine.get(m) is not None and ref.get(m) is not None]
+    return [m for m in known if round(mine[m], t.digits) < round(ref[m], t.digits)]
+
+
+def below_reference_notes(table: Table, task: str) -> list[str]:
+    """One note naming the measured rows below the reference row, per metric, with the paired test."""
+    t = TASKS[task]
+    rows = table.measured_rows()
+    ref = next((r for r in rows if r.model == t.reference_model), None)
+    if ref is None:
+        return []
+    theirs = {c: cell.mean for c, cell in zip(table.columns, ref.cells, strict=True)}
     found = []
-    for block in table.blocks:
-        if block.reported:
-            continue
-        ref = next((r for r in block.rows if r.model == t.reference_model), None)
-        if ref is None:
-            continue
-        for row in block.rows:
-            if row is ref:
-                continue
-            under = []
-            for metric in t.figure_metrics:
-                j = table.columns.index(metric)
-                mine, theirs = row.cells[j].mean, ref.cells[j].mean
-                if mine is not None and theirs is not None and round(mine, t.digits) < round(theirs, t.digits):
-                    res = paired_test(row.records, ref.records, metric) if row.records and ref.records else None
-                    p = "" if res is None else f", p = {res.p:.2g}"  # none for a corpus-level metric (BLEU)
-                    under.append(f"{METRIC_LABEL[metric]} {mine:.{t.digits}f} < {theirs:.{t.digits}f}{p}")
-            if under:
-                found.append(f"{row.label} ({', '.join(under)})")
+    for row in [r for r in rows if compared_with_reference(task, r.model, r.prompt)]:
+        mine = {c: cell.mean for c, cell in zip(table.columns, row.cells, strict=True)}
+        under = []
+        for metric in metrics_below(task, mine, theirs):
+            res = paired_test(row.records, ref.records, metric) if row.records and ref.records else None
+            p = "" if res is None else f", p = {res.p:.2g}"  # none for a corpus-level metric (BLEU)
+            under.append(f"{METRIC_LABEL[metric]} {mine[metric]:.{t.digits}f} < {theirs[metric]:.{t.digits}f}{p}")
+        if under:
+            found.append(f"{row.label} ({', '.join(under)})")
     if not found:
         return []
     name = display_name(t.reference_model)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import numpy as np
 from tabulate import tabulate
 
+from bench.report.paper import compared_with_reference, metrics_below
 from bench.report.table import METRIC_LABEL, Cell
 from bench.tasks import TASKS
 
@@ -21,28 +21,23 @@ def _params(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n:,}"
 
 
-def _mean(recs: list[dict], metric: str) -> float:
-    vals = [r["metrics"][metric] for r in recs if metric in r["metrics"]]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
 def _below_reference(groups: dict[tuple, list[dict]], task: str) -> dict[tuple, str]:
-    """Status text for the groups whose mean falls under the task's no-model reference row on a
-    figure metric. When the reference reads the feature hint (explanations), only rows that read it
-    too are compared."""
+    """Status text for the groups whose mean falls under the task's no-model reference row."""
     t = TASKS[task]
     ref = groups.get((t.reference_model, ""))
     if not ref:
         return {}
-    hinted_only = t.reference_model in t.hint_models
+
+    def means(rs: list[dict]) -> dict:
+        return {m: Cell([r["metrics"][m] for r in rs if m in r["metrics"]], t.digits).mean for m in t.figure_metrics}
+
     out = {}
     for (model, prompt), rs in groups.items():
-        if model == t.reference_model or (hinted_only and model not in t.hint_models and prompt not in t.hint_prompts):
+        if not compared_with_reference(task, model, prompt or None):
             continue
-        under = [METRIC_LABEL.get(m, m) for m in t.figure_metrics
-                 if round(_mean(rs, m), t.digits) < round(_mean(ref, m), t.digits)]
+        under = metrics_below(task, means(rs), means(ref))
         if under:
-            out[(model, prompt)] = f" ↓ below {t.reference_model} ({', '.join(under)})"
+            out[(model, prompt)] = f" ↓ below {t.reference_model} ({', '.join(METRIC_LABEL[m] for m in under)})"
     return out
 
 
