@@ -32,8 +32,13 @@ from torch import nn
 
 from bench.data import BenchData
 from bench.model import TorchNetState, TrainingCheckpoint, rank_by_scores
-from bench.progress import progress
+from bench.progress import pass_was_cut, progress, stage
 from bench.registry import register_model
+
+# Under `bench run --time-limit` the pre-training stops after this share of the job's time, so that the
+# fine-tuning, which the ranking rests on, keeps the rest (20 pre-training epochs on Amazon Beauty take
+# ~55 min on one CPU thread: without a share a 20-minute job would never fine-tune)
+PRETRAIN_SHARE_OF_TIME_LIMIT = 0.5
 
 
 @dataclass
@@ -225,6 +230,8 @@ class S3Rec(TrainingCheckpoint, TorchNetState):
         self.net = S3RecNet(data.n_items, item_attrs, cfg).to(device)
         self.rng = np.random.default_rng(seed)
         self.pretrain_history: list[dict[str, float]] = []  # per pre-training epoch: mean of each loss and the total
+        self.pretrain_cut = False  # the time limit ended the pre-training early
+        self.pretrain_skipped = False  # resumed from a fine-tuning checkpoint, which holds the pre-trained net
 
     def _tensors(self, arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         return {k: torch.from_numpy(v).to(self.device) for k, v in arrays.items()}
@@ -237,31 +244,47 @@ class S3Rec(TrainingCheckpoint, TorchNetState):
         long_seq = np.concatenate(train)  # where negative segments are cut from
         weights = {"aap": cfg.aap_weight, "mip": cfg.mip_weight, "map": cfg.map_weight, "sp": cfg.sp_weight}
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        for epoch in range(1, cfg.pretrain_epochs + 1):
-            self.net.train()
-            order = self.rng.permutation(len(prefixes))
-            # batches of similar lengths waste less work on padding; the batch order is shuffled
-            order = order[np.argsort([len(prefixes[i]) for i in order], kind="stable")]
-            batches = [order[i : i + cfg.pretrain_batch_size] for i in range(0, len(order), cfg.pretrain_batch_size)]
-            batches = [batches[i] for i in self.rng.permutation(len(batches))]
-            sums = dict.fromkeys([*weights, "total"], 0.0)
-            for idx in progress(batches, desc=f"s3rec pre-training {epoch}"):
-                b = pretrain_batch([prefixes[i] for i in idx], long_seq, self.data.n_items, cfg.mask_ratio,
-                                   cfg.max_len, self.rng)
-                losses = self.net.pretrain_losses(self._tensors(b))
-                total = sum(weights[k] * v for k, v in losses.items())
-                opt.zero_grad(set_to_none=True)
-                total.backward()
-                opt.step()
-                for k, v in losses.items():
-                    sums[k] += v.item() / len(batches)
-                sums["total"] += total.item() / len(batches)
-            self.pretrain_history.append(sums)
-            log.say(f"pre-training epoch {epoch}/{cfg.pretrain_epochs} loss {sums['total']:.4f} "
-                    + " ".join(f"{k} {sums[k]:.4f}" for k in weights))
+        # under --time-limit the pre-training gets half the job's time, the fine-tuning the rest
+        with stage("s3rec pre-training", cfg.pretrain_epochs, share=PRETRAIN_SHARE_OF_TIME_LIMIT):
+            for epoch in range(1, cfg.pretrain_epochs + 1):
+                if not self._pretrain_epoch(epoch, prefixes, long_seq, weights, opt, log):
+                    break
+
+    def _pretrain_epoch(self, epoch, prefixes, long_seq, weights, opt, log) -> bool:
+        """One pass over the prefixes; False when the time limit cut it (the pre-training ends there)."""
+        cfg = self.cfg
+        self.net.train()
+        order = self.rng.permutation(len(prefixes))
+        # batches of similar lengths waste less work on padding; the batch order is shuffled
+        order = order[np.argsort([len(prefixes[i]) for i in order], kind="stable")]
+        batches = [order[i : i + cfg.pretrain_batch_size] for i in range(0, len(order), cfg.pretrain_batch_size)]
+        batches = [batches[i] for i in self.rng.permutation(len(batches))]
+        sums = dict.fromkeys([*weights, "total"], 0.0)
+        for idx in progress(batches, desc=f"s3rec pre-training {epoch}"):
+            b = pretrain_batch([prefixes[i] for i in idx], long_seq, self.data.n_items, cfg.mask_ratio,
+                               cfg.max_len, self.rng)
+            losses = self.net.pretrain_losses(self._tensors(b))
+            total = sum(weights[k] * v for k, v in losses.items())
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            for k, v in losses.items():
+                sums[k] += v.item() / len(batches)
+            sums["total"] += total.item() / len(batches)
+        if pass_was_cut():
+            self.pretrain_cut = True
+            log.say(f"pre-training stopped by the time limit during epoch {epoch}/{cfg.pretrain_epochs}")
+            return False
+        self.pretrain_history.append(sums)
+        log.say(f"pre-training epoch {epoch}/{cfg.pretrain_epochs} loss {sums['total']:.4f} "
+                + " ".join(f"{k} {sums[k]:.4f}" for k in weights))
+        return True
 
     def fit(self, log) -> None:
-        self.pretrain(log)
+        if log.will_resume(self):  # the checkpoint's network was pre-trained and fine-tuned: pre-training again
+            self.pretrain_skipped = True  # would be superseded by it (and cost the time a --time-limit gives)
+        else:
+            self.pretrain(log)
         cfg = self.cfg
         # stage 2: one training sequence per user, inputs s[:-1], next-item targets s[1:]
         train = [s[-(cfg.max_len + 1) :] for s in self.data.train_sequences() if len(s) >= 2]
@@ -307,3 +330,10 @@ class S3Rec(TrainingCheckpoint, TorchNetState):
 
     def rank(self, queries, k: int) -> list[list[int]]:
         return rank_by_scores(queries, k, self._scores, batch_size=256)
+
+    def record_extras(self, task: str) -> dict:
+        """What the pre-training really did: epochs run (of `pretrain_epochs`), whether the time limit
+        cut it, or whether a resumed run took the pre-trained network over from its checkpoint."""
+        return {"pretraining": {"epochs_run": len(self.pretrain_history), "of": self.cfg.pretrain_epochs,
+                                "cut_by_time_limit": self.pretrain_cut,
+                                "taken_over_from_checkpoint": self.pretrain_skipped}}

@@ -112,6 +112,9 @@ def _add_run_parser(sub) -> None:
     run.add_argument("--time-limit", type=_duration, default=None, metavar="DURATION",
                      help="per job: training stops there (e.g. 90s, 30m, 2h, 1h30m), the kept checkpoint is "
                           "evaluated and the row is flagged time-capped; the same command continues the training")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan, with each job's estimated time (from an earlier run here, or from "
+                          "timing its first batches), and stop: nothing is trained")
     run.add_argument("--rerun", action="store_true",
                      help="train every job again, even those whose records exist for the same config, data and code "
                           "(default: keep those and train the rest)")
@@ -148,7 +151,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
 def cmd_run(args) -> int:
     from bench import distributed
     from bench.config import parse_sets
-    from bench.run.runner import execute, plan_run
+    from bench.run.runner import dry_run, execute, plan_run
 
     plan = plan_run(
         task=args.task, dataset=args.dataset, models=args.models, seeds=args.seeds, overrides=parse_sets(args.sets),
@@ -156,6 +159,9 @@ def cmd_run(args) -> int:
         results_dir=args.results_dir, tag=args.tag, tuned=args.tuned, parallel=args.jobs,
         skip_existing=not args.rerun, verbose=args.verbose, time_limit_s=args.time_limit,
     )
+    if args.dry_run:
+        dry_run(plan)
+        return 0
     results = execute(plan, command="python -m bench " + shlex.join(sys.argv[1:]))
     if not distributed.is_main():  # under torchrun rank 0 alone reports
         return 0

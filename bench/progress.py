@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from bench import distributed
 
@@ -61,6 +62,29 @@ def pass_was_cut() -> bool:
     return _pass_cut
 
 
+@contextmanager
+def stage(name: str, passes: int, share: float) -> Iterator[None]:
+    """A training stage outside FitLog's epochs (S3-Rec's pre-training): its progress loops are
+    training passes, estimated like FitLog's (`name`, at most `passes` of them), that stop at
+    `share` of the job's time left when the stage begins, so that the stage after it (the
+    fine-tuning the ranking depends on) keeps the rest. After a cut, `pass_was_cut()` is True:
+    the caller ends its loop there. A cut stage marks the job time-capped."""
+    global _deadline
+    outer = _deadline
+    if outer is not None:
+        _deadline = time.monotonic() + share * max(0.0, outer - time.monotonic())
+    _set_training_pass(True)
+    _estimate_training(name, passes)
+    try:
+        yield
+    finally:
+        if _pass_cut:
+            _mark_job_time_capped()
+        _set_training_pass(False)
+        _estimate_training(None)
+        _deadline = outer
+
+
 def _until_deadline(iterable: Iterable):
     global _pass_cut
     for item in iterable:
@@ -74,22 +98,56 @@ def _until_deadline(iterable: Iterable):
 # the whole training may take (its epochs at most): a long job announces itself early, not after
 # its first epoch. FitLog.epochs asks for it; `progress` answers inside that pass.
 ESTIMATE_AFTER_S = 30.0
+WARMUP = 2  # first batches of a pass left out of its rate
 _estimate_for: tuple[str, int] | None = None  # (model name, max epochs) of the pass to estimate
+
+
+class Probed(BaseException):
+    """Raised by a probe (`probe_after`) once the first estimated training pass has been timed: the
+    job stops there. A BaseException, so that no model's own `except Exception` can swallow it."""
+
+    def __init__(self, name: str, per_pass_s: float, passes: int, pass_started: float, until_deadline: float | None):
+        super().__init__(name)
+        self.name, self.per_pass_s, self.passes = name, per_pass_s, passes
+        self.pass_started = pass_started  # time.perf_counter() when the timed pass began (the setup ends there)
+        self.until_deadline = until_deadline  # the time limit left when it began (None: no limit)
+
+
+# `bench run` times a job's first batches before it trains anything (the plan's estimate): the job
+# runs in a probe, whose first estimated pass raises Probed after `_probe_s` seconds of batches
+_probe_s: float | None = None
+
+
+def probe_after(seconds: float | None) -> None:
+    """Make this process a probe: its first estimated training pass stops after `seconds` (None: off)."""
+    global _probe_s
+    _probe_s = seconds
 
 
 def _estimating(iterable: Iterable, total: int, name: str, max_epochs: int):
     global _estimate_for
     t0, said = time.perf_counter(), False
+    left = None if _deadline is None else _deadline - time.monotonic()
+    t_warm = None  # after the first WARMUP batches (one-off costs: allocation, lazy initialisation)
     for n, item in enumerate(iterable):
-        if not said and n and time.perf_counter() - t0 >= ESTIMATE_AFTER_S:
+        now = time.perf_counter()
+        elapsed = now - t0
+        if n == WARMUP:
+            t_warm = now
+        # the warm-up batches as they were, the rest at the rate of the batches after them
+        per_epoch = None if t_warm is None or n <= WARMUP else (t_warm - t0) + (now - t_warm) / (n - WARMUP) * (
+            total - WARMUP)
+        if _probe_s is not None and per_epoch is not None and now - t_warm >= _probe_s:
+            raise Probed(name, per_epoch, max_epochs, t0, left)
+        if not said and per_epoch is not None and elapsed >= ESTIMATE_AFTER_S:
             said, _estimate_for = True, None
-            per_epoch = (time.perf_counter() - t0) / n * total
-            left = None if _deadline is None else _deadline - time.monotonic()
-            limit = "" if left is None else f"; --time-limit stops it after {_fmt_secs(left)}"
+            limit = "" if left is None else f"; --time-limit stops it after {_fmt_secs(left - elapsed)}"
             print(f"[{name}] estimate from the first {n} of {total} batches: ~{_fmt_secs(per_epoch)} of training "
                   f"per epoch, at most {max_epochs} epochs: up to ~{_fmt_secs(per_epoch * max_epochs)} plus "
                   f"validation (early stopping usually ends sooner){limit}", file=sys.stderr, flush=True)
         yield item
+    if _probe_s is not None and total:  # a pass shorter than the probe: timed whole
+        raise Probed(name, time.perf_counter() - t0, max_epochs, t0, left)
 
 
 def _estimate_training(name: str | None = None, max_epochs: int = 0) -> None:

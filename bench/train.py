@@ -168,6 +168,12 @@ class FitLog:
     def loss(self, value: float) -> None:
         self._loss = float(value)
 
+    def will_resume(self, model) -> bool:
+        """Whether `epochs` will go on from an interrupted run's checkpoint: work a model does before its
+        epoch loop (S3-Rec's pre-training) is then superseded by the checkpoint's state and can be skipped."""
+        return (self.checkpoint_dir is not None and hasattr(model, "save_training_state")
+                and (Path(self.checkpoint_dir) / "log.json").exists())
+
     def say(self, msg: str) -> None:
         if self.verbose and distributed.is_main():
             print(f"[{self.name}] {msg}", file=sys.stderr, flush=True)

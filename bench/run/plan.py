@@ -27,6 +27,7 @@ from bench.run.preflight import (
     manifest_of,
     missing_data,
 )
+from bench.run.probe import Estimate, total_line
 
 
 @dataclass
@@ -207,14 +208,18 @@ def dataset_defaults(model: str, dataset: str) -> dict:
     return all_models()[model].dataset_defaults(dataset)
 
 
-def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True) -> dict:
+def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True, probe=None) -> dict:
     """{job index: JobResult} for the jobs not to train: not started (the dataset lacks what the
     model needs) or kept (records exist for the same config, data and code; plan.skip_existing).
-    Prints the plan (stderr) when any job is left out, or when there are several jobs."""
+    Prints the plan (stderr) when any job is left out, or when there are several jobs, each job to
+    train with its estimated time: from its earlier run here, or else from `probe` (a function of
+    the jobs that times their first batches: bench/run/probe.py), or none."""
     ds_dir = data_root(plan.data_root) / plan.dataset
     has = dataset_has(ds_dir)
     manifest = manifest_of(ds_dir)
     done, lines = {}, []
+    estimates: dict[int, Estimate] = {}  # job index -> its estimate, for the jobs to train
+    at_line: dict[int, int] = {}  # job index -> its line in the plan
     for j, (task, model, seed) in enumerate(jobs):
         cfg = job_config(plan, task, model)
         name = f"{model} · {task} · seed {seed}"
@@ -252,13 +257,20 @@ def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True) -> dict:
                                                          "seed": seed, "tag": plan.tag, "indexing": plan.indexing})
             if est is not None:  # training stops at --time-limit; the evaluation after it does not
                 est = min(est[0], plan.time_limit_s or est[0]) + est[1]
-            lines[-1] += f"  [{_estimate(est)}]"
+            estimates[j] = Estimate(est, _estimate(est))
+            at_line[j] = len(lines) - 1
+    unknown = [j for j in estimates if estimates[j].seconds is None]
+    if probe is not None and unknown:
+        estimates |= dict(zip(unknown, probe([jobs[j] for j in unknown]), strict=True))
+    for j, line in at_line.items():
+        lines[line] += f"  [{estimates[j].text}]"
     if say and (done or len(jobs) > 1 or plan.time_limit_s):
         from bench.progress import _fmt_secs
 
         limit = "" if not plan.time_limit_s else f" (each stops training after {_fmt_secs(plan.time_limit_s)})"
+        total = total_line(list(estimates.values()), plan.parallel)
         print(f"plan: {len(jobs)} job(s) on {plan.dataset}, {len(jobs) - len(done)} to train{limit}\n"
-              + "\n".join(lines), file=sys.stderr, flush=True)
+              + "\n".join(lines) + (f"\n{total}" if total else ""), file=sys.stderr, flush=True)
     return done
 
 
@@ -286,4 +298,5 @@ def earlier_job_seconds(results_dir: str, rec_key: dict) -> tuple[float, float] 
 def _estimate(seconds: float | None) -> str:
     from bench.progress import _fmt_secs
 
-    return "no estimate: never ran here" if seconds is None else f"~{_fmt_secs(seconds)} in an earlier run"
+    return ("never ran here: it estimates itself after its first batches (--dry-run times them all first)"
+            if seconds is None else f"~{_fmt_secs(seconds)} in an earlier run")

@@ -50,7 +50,9 @@ def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
         distributed.barrier()
 
     all_jobs = list(plan.jobs())
-    done = partition(plan, all_jobs, say=main)  # not started (data needs) or kept (records exist); prints the plan
+    # not started (data needs) or kept (records exist); prints the plan, on a large dataset after timing
+    # the first batches of the jobs that never ran here
+    done = partition(plan, all_jobs, say=main, probe=None if torchrun else job_probe(plan))
     jobs = [job for j, job in enumerate(all_jobs) if j not in done]
     # the records say how many jobs really shared the machine: never more than there are jobs
     plan = replace(plan, parallel=1 if torchrun else max(1, min(plan.parallel, len(jobs))))
@@ -59,6 +61,28 @@ def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
     )
     ran_iter = iter(ran)
     return [done[j] if j in done else next(ran_iter) for j in range(len(all_jobs))]  # in the plan's order
+
+
+def job_probe(plan: RunPlan, always: bool = False):
+    """The plan's estimate for jobs that never ran here (bench/run/probe.py): always with --dry-run,
+    else on datasets of at least PROBE_MIN_INTERACTIONS interactions. None: not probed."""
+    from bench.data import data_root
+    from bench.run.preflight import manifest_of
+    from bench.run.probe import PROBE_MIN_INTERACTIONS, probe_jobs
+
+    counts = (manifest_of(data_root(plan.data_root) / plan.dataset) or {}).get("counts", {})
+    if not always and counts.get("interactions", 0) < PROBE_MIN_INTERACTIONS:
+        return None
+    return lambda jobs: probe_jobs(plan, jobs, usable_cores(), _job_spec)
+
+
+def dry_run(plan: RunPlan) -> None:
+    """`bench run --dry-run`: the plan, every job to train with an estimate; nothing is trained."""
+    from bench.data import SYNTHETIC, load_dataset
+
+    if plan.dataset == SYNTHETIC:  # generated once here, not by each probe
+        load_dataset(SYNTHETIC, plan.data_root, verify=False)
+    partition(plan, list(plan.jobs()), say=True, probe=job_probe(plan, always=True))
 
 
 def _run_one_at_a_time(plan: RunPlan, jobs: list[tuple[str, str, int]], command: str, device: str) -> list[JobResult]:

@@ -272,11 +272,23 @@ def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    from bench.progress import Probed, probe_after
+
     spec_path = Path(argv[0])
     spec = json.loads(spec_path.read_text())
+    t0 = time.perf_counter()
+    probe_after(spec.get("probe_s"))  # a probe (bench/run/probe.py) stops after timing its first batches
     try:
         paths = run_one(spec)
-        atomic_write_json(Path(spec["out"]), {"ok": True, "records": paths})
+        # a probe whose job had no estimated training pass (a closed-form fit) ran whole
+        out = {"ok": True, "records": paths} if not spec.get("probe_s") else {
+            "ok": True, "probe": {"whole_job_s": time.perf_counter() - t0}}
+        atomic_write_json(Path(spec["out"]), out)
+        return 0
+    except Probed as p:
+        atomic_write_json(Path(spec["out"]), {"ok": True, "probe": {
+            "stage": p.name, "setup_s": p.pass_started - t0, "per_pass_s": p.per_pass_s, "passes": p.passes,
+            "until_deadline_s": p.until_deadline}})
         return 0
     except BaseException as e:  # noqa: BLE001 — reported to the runner, which shows it in the table
         from bench.errors import BenchError

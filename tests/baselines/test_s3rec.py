@@ -1,5 +1,7 @@
 """S3-Rec: pre-training inputs, pre-training reduces its loss, attributes are required."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,46 @@ def test_needs_attributes_before_training(tmp_path):
     data = load_dataset("bare", tmp_path)
     with pytest.raises(MissingDataError, match="attributes"):
         S3Rec(S3RecConfig(), data, task="sequential")
+
+
+def test_a_time_limit_gives_the_pretraining_half_and_the_fine_tuning_the_rest(tiny, monkeypatch):
+    """Under --time-limit the pre-training stops at its share of the job's time (it used to run to
+    the end, past the limit, leaving no time to fine-tune); the fine-tuning then trains and the
+    record says what the pre-training did."""
+    from bench import progress
+
+    cfg = S3RecConfig(hidden=16, layers=1, heads=1, pretrain_epochs=50, pretrain_batch_size=32, epochs=2)
+    model = S3Rec(cfg, tiny, task="sequential", seed=0)
+    clock = {"t": 1000.0}
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock["t"])
+    progress.set_time_limit(100.0)  # deadline at t=1100; the pre-training's own at t=1050
+    real_epoch = model._pretrain_epoch
+
+    def epoch_takes_20s(*args):  # each pre-training pass "takes" 20 s of the job's clock
+        clock["t"] += 20.0
+        return real_epoch(*args)
+
+    monkeypatch.setattr(model, "_pretrain_epoch", epoch_takes_20s)
+    try:
+        log = FitLog(lambda: {"ndcg@10": 0.0}, "ndcg@10", "s3rec", verbose=False)
+        model.fit(log)
+        capped = progress.job_time_capped()
+    finally:
+        progress.set_time_limit(None)
+    extras = model.record_extras("sequential")["pretraining"]
+    # passes start at t=1020 and t=1040 (complete), the third at t=1060 is past the share: cut at once
+    assert extras == {"epochs_run": 2, "of": 50, "cut_by_time_limit": True, "taken_over_from_checkpoint": False}
+    assert capped, "the record's time_capped flag"
+    assert log.steps > 0 and len(log.history) == 2, "the fine-tuning kept the rest of the time"
+
+
+def test_a_resumed_run_does_not_pretrain_again(tiny, tmp_path):
+    cfg = S3RecConfig(hidden=16, layers=1, heads=1, pretrain_epochs=2, pretrain_batch_size=32, epochs=1)
+    first = S3Rec(cfg, tiny, task="sequential", seed=0)
+    first.fit(FitLog(lambda: {"ndcg@10": 0.0}, "ndcg@10", "s3rec", checkpoint_dir=tmp_path, verbose=False))
+    again = S3Rec(dataclasses.replace(cfg, epochs=2), tiny, task="sequential", seed=0)
+    log = FitLog(lambda: {"ndcg@10": 0.0}, "ndcg@10", "s3rec", checkpoint_dir=tmp_path, verbose=False)
+    again.fit(log)
+    assert again.pretrain_history == []
+    assert again.record_extras("sequential")["pretraining"]["taken_over_from_checkpoint"]
+    assert log.resumed_from_epoch == 1 and len(log.history) == 2
