@@ -124,6 +124,14 @@ def probe_after(seconds: float | None) -> None:
     _probe_s = seconds
 
 
+def probe_epoch(name: str, seconds: float, passes: int, started: float) -> None:
+    """FitLog's first epoch (training and validation, `seconds`) in a probe whose batches no progress
+    loop timed (a closed-form or library epoch): the probe ends here."""
+    if _probe_s is not None:
+        left = None if _deadline is None else _deadline - time.monotonic() + seconds
+        raise Probed(name, seconds, passes, started, left)
+
+
 def _estimating(iterable: Iterable, total: int, name: str, max_epochs: int):
     global _estimate_for
     t0, said = time.perf_counter(), False

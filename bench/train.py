@@ -22,6 +22,7 @@ from bench.progress import (
     _mark_job_time_capped,
     _set_training_pass,
     pass_was_cut,
+    probe_epoch,
     time_is_up,
 )
 
@@ -228,6 +229,8 @@ class FitLog:
                     row["val"] = self.validate()
                     score = row["val"][self.monitor]
                 self.history.append(row)
+                if epoch == first:  # a probe (bench/run/probe.py) whose batch loop was not timed ends here
+                    probe_epoch(self.name, time.perf_counter() - t0, max_epochs - first + 1, t0)
                 if score is None or score > self.best_score:
                     self.best_score, self.best_epoch = (score if score is not None else self.best_score), epoch
                     if validating:

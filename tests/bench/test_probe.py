@@ -59,6 +59,27 @@ def test_a_pass_shorter_than_the_probe_is_timed_whole(monkeypatch):
     assert got.value.per_pass_s == 2.0 and got.value.passes == 3
 
 
+def test_an_epoch_without_a_batch_loop_is_timed_with_its_validation(monkeypatch):
+    """A library epoch (implicit's BPR-MF) shows no batches: the probe ends after the first epoch
+    and its validation, instead of running the whole training."""
+    clock = Clock()
+    monkeypatch.setattr(progress.time, "perf_counter", clock)
+
+    def validate():
+        clock.t += 2.0
+        return {"score": 0.5}
+
+    progress.probe_after(8.0)
+    try:
+        log = FitLog(validate, "score", "lib", verbose=False)
+        with pytest.raises(progress.Probed) as got:
+            for _epoch in log.epochs(Model(), max_epochs=100, patience=5):
+                clock.t += 0.25
+    finally:
+        progress.probe_after(None)
+    assert (got.value.name, got.value.per_pass_s, got.value.passes) == ("lib", 2.25, 100)
+
+
 def test_what_a_probe_says_about_the_whole_job():
     timed = {"ok": True, "probe": {"stage": "p5", "setup_s": 20.0, "per_pass_s": 300.0, "passes": 6,
                                    "until_deadline_s": None}}
