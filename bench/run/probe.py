@@ -88,7 +88,7 @@ def describe_probe(out: dict, time_limit_s: float | None) -> Estimate:
     what = f"{p['stage']}: {per} per epoch, at most {p['passes']}"
     if p["until_deadline_s"] is not None and first >= p["until_deadline_s"]:
         # the stage runs into its share of the limit (S3-Rec's pre-training: half), the rest uses the remainder
-        return Estimate(time_limit_s, f"~{fmt(time_limit_s)} (--time-limit) from its first batches ({what}); "
+        return Estimate(time_limit_s, f"up to ~{fmt(time_limit_s)} (--time-limit) from its first batches ({what}); "
                                       "plus evaluation")
     return Estimate(p["setup_s"] + first, f"up to ~{fmt(p['setup_s'] + first)} from its first batches ({what}; "
                                           "early stopping usually ends sooner); plus evaluation")
