@@ -144,10 +144,11 @@ class FitLog:
 
     @property
     def still_improving(self) -> bool:
-        """Ran to its epoch cap with its best validation score at the last epoch: more training
-        would probably have helped (the tables flag such rows)."""
+        """Ran to its epoch cap, or was stopped by the time limit, with its best validation score at
+        the last epoch: more training would probably have helped (the tables flag such rows)."""
         scores = [row["val"][self.monitor] for row in self.history if self.monitor in row.get("val", {})]
-        capped = not self.stopped_early and bool(self.max_epochs) and len(self.history) >= self.max_epochs
+        capped = not self.stopped_early and (
+            self.time_capped or (bool(self.max_epochs) and len(self.history) >= self.max_epochs))
         return capped and len(scores) > 1 and len(scores) == len(self.history) and scores[-1] >= max(scores)
 
     def state(self) -> dict:

@@ -63,6 +63,17 @@ def test_a_last_epoch_cut_short_is_time_capped(monkeypatch):
     assert log.time_capped and train_progress.job_time_capped()
 
 
+def test_a_time_capped_run_whose_last_epoch_was_best_is_still_improving(monkeypatch):
+    scores = iter([0.1, 0.2, 0.3])
+    log = FitLog(lambda: {"score": next(scores)}, "score", verbose=False)
+    _run_out_of_time(monkeypatch, log, max_epochs=50, batches=20, at_batch=5)  # stopped in epoch 2 of 50
+    assert log.time_capped and log.still_improving, "best at its last epoch when the clock stopped it"
+    flat = iter([0.3, 0.1])
+    log = FitLog(lambda: {"score": next(flat)}, "score", verbose=False)
+    _run_out_of_time(monkeypatch, log, max_epochs=50, batches=20, at_batch=5)
+    assert log.time_capped and not log.still_improving
+
+
 def test_no_limit_runs_the_whole_schedule():
     set_time_limit(None)  # a new job: also clears an earlier job's flag
     m = Counting()
