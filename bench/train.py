@@ -229,9 +229,7 @@ class FitLog:
                 if validating:
                     row["val"] = self.validate()
                     score = row["val"][self.monitor]
-                self.history.append(row)
-                if epoch == first:  # a probe (bench/run/probe.py) whose batch loop was not timed ends here
-                    probe_epoch(self.name, time.perf_counter() - t0, max_epochs - first + 1, t0)
+                self._add_row(row, t0, max_epochs - first + 1 if epoch == first else None)
                 if score is None or score > self.best_score:
                     self.best_score, self.best_epoch = (score if score is not None else self.best_score), epoch
                     if validating:
@@ -262,6 +260,13 @@ class FitLog:
             elif validating and self.best_epoch is not None and self.best_epoch != last:
                 model.load(best)
                 self.say(f"restored best epoch {self.best_epoch}")
+
+    def _add_row(self, row: dict, started: float, probe_passes: int | None) -> None:
+        """Keep an epoch's row. After this run's first epoch (`probe_passes` of them at most), a probe
+        (bench/run/probe.py) whose batch loop no progress bar timed ends here, validation included."""
+        self.history.append(row)
+        if probe_passes is not None:
+            probe_epoch(self.name, time.perf_counter() - started, probe_passes, started)
 
     def _say_epoch(self, epoch: int, max_epochs: int, done: int, elapsed: float, score: float | None) -> None:
         """The epoch's progress line: loss, validation score (and the best so far), the epoch's time,
