@@ -27,57 +27,47 @@ class Model:
         pass
 
 
-def test_a_probe_stops_the_first_pass_and_rates_it_without_its_warm_up(monkeypatch):
+def _probed(monkeypatch, max_epochs: int, batches: int | None, batch_s, validate_s: float = 0.0):
+    """Train a stand-in under a probe of 8 s on a fake clock: `batches` per epoch taking `batch_s(n)`
+    seconds each (None: an epoch of 0.25 s without a batch loop); validation takes `validate_s`."""
     clock = Clock()
     monkeypatch.setattr(progress.time, "perf_counter", clock)
+
+    def validate():
+        clock.t += validate_s
+        return {"score": 0.5}
+
     progress.probe_after(8.0)
     try:
-        log = FitLog(None, "score", "toy", verbose=False)
+        log = FitLog(validate, "score", "toy", verbose=False)
         with pytest.raises(progress.Probed) as got:
-            for _epoch in log.epochs(Model(), max_epochs=50, patience=5):
-                for n in progress.progress(range(1000)):
-                    clock.t += 5.0 if n < progress.WARMUP else 1.0  # two slow first batches, then 1 s each
+            for _epoch in log.epochs(Model(), max_epochs=max_epochs, patience=5):
+                if batches is None:
+                    clock.t += 0.25
+                for n in progress.progress(range(batches or 0)):
+                    clock.t += batch_s(n)
     finally:
         progress.probe_after(None)
-    p = got.value
+    return got.value
+
+
+def test_a_probe_stops_the_first_pass_and_rates_it_without_its_warm_up(monkeypatch):
+    # two slow first batches, then 1 s each
+    p = _probed(monkeypatch, 50, 1000, lambda n: 5.0 if n < progress.WARMUP else 1.0)
     # stopped 8 s after the warm-up; the epoch: 10 s of warm-up + 998 batches at 1 s
     assert (p.name, p.passes, p.per_pass_s, p.until_deadline) == ("toy", 50, 10.0 + 998.0, None)
 
 
 def test_a_pass_shorter_than_the_probe_is_timed_whole(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(progress.time, "perf_counter", clock)
-    progress.probe_after(8.0)
-    try:
-        log = FitLog(None, "score", "toy", verbose=False)
-        with pytest.raises(progress.Probed) as got:
-            for _epoch in log.epochs(Model(), max_epochs=3, patience=5):
-                for _ in progress.progress(range(4)):
-                    clock.t += 0.5
-    finally:
-        progress.probe_after(None)
-    assert got.value.per_pass_s == 2.0 and got.value.passes == 3
+    p = _probed(monkeypatch, 3, 4, lambda n: 0.5)
+    assert p.per_pass_s == 2.0 and p.passes == 3
 
 
 def test_an_epoch_without_a_batch_loop_is_timed_with_its_validation(monkeypatch):
     """A library epoch (implicit's BPR-MF) shows no batches: the probe ends after the first epoch
     and its validation, instead of running the whole training."""
-    clock = Clock()
-    monkeypatch.setattr(progress.time, "perf_counter", clock)
-
-    def validate():
-        clock.t += 2.0
-        return {"score": 0.5}
-
-    progress.probe_after(8.0)
-    try:
-        log = FitLog(validate, "score", "lib", verbose=False)
-        with pytest.raises(progress.Probed) as got:
-            for _epoch in log.epochs(Model(), max_epochs=100, patience=5):
-                clock.t += 0.25
-    finally:
-        progress.probe_after(None)
-    assert (got.value.name, got.value.per_pass_s, got.value.passes) == ("lib", 2.25, 100)
+    p = _probed(monkeypatch, 100, None, None, validate_s=2.0)
+    assert (p.name, p.per_pass_s, p.passes) == ("toy", 2.25, 100)
 
 
 def test_what_a_probe_says_about_the_whole_job():
