@@ -268,7 +268,7 @@ def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True, probe=No
         from bench.progress import _fmt_secs
 
         limit = "" if not plan.time_limit_s else f" (each stops training after {_fmt_secs(plan.time_limit_s)})"
-        total = total_line(list(estimates.values()), plan.parallel)
+        total = total_line(list(estimates.values()), min(plan.parallel, len(estimates)))  # at most one per job
         print(f"plan: {len(jobs)} job(s) on {plan.dataset}, {len(jobs) - len(done)} to train{limit}\n"
               + "\n".join(lines) + (f"\n{total}" if total else ""), file=sys.stderr, flush=True)
     return done
