@@ -158,7 +158,7 @@ class HGN(TrainingCheckpoint, TorchNetState):
             self.net.train()
             order = self.rng.permutation(len(users))
             batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-            total = 0.0
+            total, pairs = 0.0, 0
             for idx in progress(batches, desc="hgn batches"):
                 neg = self._negatives(users[idx], (len(idx), cfg.neg_samples), seen)  # [B, N]
                 q = self.net.query(to(users[idx]), to(inputs[idx]))  # [B, d]
@@ -172,8 +172,8 @@ class HGN(TrainingCheckpoint, TorchNetState):
                 loss.backward()
                 opt.step()
                 total += loss.item()
+                pairs += diff.numel()
             log.add_steps(len(batches))
-            pairs = len(users) * (cfg.T if cfg.T == cfg.neg_samples else cfg.T * cfg.neg_samples)
             log.loss(total / max(pairs, 1))  # mean BPR loss per (target, negative) pair
 
     def _window(self, histories) -> torch.Tensor:

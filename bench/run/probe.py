@@ -10,7 +10,6 @@ and the estimate says so."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -48,16 +47,13 @@ def probe_jobs(plan, jobs: list[tuple[str, str, int]], cores: int, spec_of) -> l
 
 
 def _probe(spec: dict, tmp: Path, threads: int) -> dict:
+    from bench.run.worker import start
+
     tmp.mkdir(parents=True)
     spec = spec | {"out": str(tmp / "out.json"), "probe_s": PROBE_S}
-    (tmp / "spec.json").write_text(json.dumps(spec))
-    env = os.environ.copy()
-    if "OMP_NUM_THREADS" not in env:  # a user's own setting wins (as for the jobs themselves)
-        env["OMP_NUM_THREADS"] = str(threads)
     t0 = time.perf_counter()
     # its output is not shown: the job itself prints the same (and its errors) when it runs
-    proc = subprocess.Popen([sys.executable, "-m", "bench.run.worker", str(tmp / "spec.json")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start(spec, tmp / "spec.json", threads, output="discard")
     try:
         proc.wait(timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:

@@ -9,7 +9,6 @@ evaluating, writing records and printing. Only models that declare ``DISTRIBUTED
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -42,12 +41,9 @@ def execute(plan: RunPlan, command: str = "") -> list[JobResult]:
     torchrun = distributed.launched()
     device = distributed.init(plan.device) if torchrun else plan.device  # this rank's cuda:LOCAL_RANK, or cpu
     main = distributed.is_main()
-    if plan.dataset == SYNTHETIC:  # generate once here (on rank 0), not concurrently in the children
-        from bench.data import load_dataset
-
-        if main:
-            load_dataset(SYNTHETIC, plan.data_root, verify=False)
-        distributed.barrier()
+    if main:
+        _generate_embedded(plan)
+    distributed.barrier()
 
     all_jobs = list(plan.jobs())
     # not started (data needs) or kept (records exist); prints the plan, on a large dataset after timing
@@ -78,11 +74,16 @@ def job_probe(plan: RunPlan, always: bool = False):
 
 def dry_run(plan: RunPlan) -> None:
     """`bench run --dry-run`: the plan, every job to train with an estimate; nothing is trained."""
-    from bench.data import SYNTHETIC, load_dataset
-
-    if plan.dataset == SYNTHETIC:  # generated once here, not by each probe
-        load_dataset(SYNTHETIC, plan.data_root, verify=False)
+    _generate_embedded(plan)
     partition(plan, list(plan.jobs()), say=True, probe=job_probe(plan, always=True))
+
+
+def _generate_embedded(plan: RunPlan) -> None:
+    """The embedded dataset is generated once here (on rank 0), not concurrently by the jobs or probes."""
+    if plan.dataset == SYNTHETIC:
+        from bench.data import load_dataset
+
+        load_dataset(SYNTHETIC, plan.data_root, verify=False)
 
 
 def _run_one_at_a_time(plan: RunPlan, jobs: list[tuple[str, str, int]], command: str, device: str) -> list[JobResult]:
@@ -236,16 +237,12 @@ def _run_child(
 ) -> JobResult:
     with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
         spec = _job_spec(plan, task, model, seed, command) | {"out": str(Path(tmp) / "out.json")}
-        spec_path = Path(tmp) / "spec.json"
-        spec_path.write_text(json.dumps(spec))
-        env = os.environ.copy()
-        if threads is not None and "OMP_NUM_THREADS" not in env:  # a user's own setting wins
-            env["OMP_NUM_THREADS"] = str(threads)
+        from bench.run.worker import start  # here: the worker module imports what only the child needs
+
         t0 = time.perf_counter()
         # alone: the child's progress goes straight to our stderr; side by side: through _relay.
         # Its outcome comes back in out.json
-        proc = subprocess.Popen([sys.executable, "-m", "bench.run.worker", str(spec_path)], env=env,
-                                stderr=subprocess.PIPE if relay else None)
+        proc = start(spec, Path(tmp) / "spec.json", threads, output="pipe" if relay else "inherit")
         _children.add(proc)
         try:
             if relay:

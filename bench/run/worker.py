@@ -271,6 +271,23 @@ def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
     return rec
 
 
+def start(spec: dict, spec_path: Path, threads: int | None, output: str = "inherit"):
+    """Start ``python -m bench.run.worker SPEC.json`` for `spec` (written to `spec_path`), with `threads`
+    torch threads unless the user set OMP_NUM_THREADS: the one way the runner and the plan's probes
+    (bench/run/probe.py) start a job's process. `output`: "inherit" (our stderr), "pipe" (stderr
+    piped, for relaying) or "discard" (stdout and stderr). Returns the Popen."""
+    import os
+    import subprocess
+
+    spec_path.write_text(json.dumps(spec))
+    env = os.environ.copy()
+    if threads is not None and "OMP_NUM_THREADS" not in env:  # a user's own setting wins
+        env["OMP_NUM_THREADS"] = str(threads)
+    streams = {"inherit": {}, "pipe": {"stderr": subprocess.PIPE},
+               "discard": {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}}[output]
+    return subprocess.Popen([sys.executable, "-m", "bench.run.worker", str(spec_path)], env=env, **streams)
+
+
 def main(argv: list[str]) -> int:
     from bench.progress import Probed, probe_after
 
