@@ -102,7 +102,8 @@ class GenerativeRecommender(TrainingCheckpoint):
         users = rng.permutation(self.data.n_users)[:3000]
         corpus = [s for p in self._samples(rng, text, list(self.data.tasks), users) for s in (p.text, p.target)]
         corpus += [it.title for it in self.data.items if it.title]
-        return PromptTokenizer.train(corpus, self._cache() / "tokenizers", self.cfg.vocab_size)
+        ids = text.id_tokens() if self.cfg.id_tokens else []
+        return PromptTokenizer.train(corpus, self._cache() / "tokenizers", self.cfg.vocab_size, ids)
 
     # ------------------------------------------------------------------ samples
 

@@ -198,6 +198,11 @@ class PromptRenderer:
     def item(self, i: int) -> str:
         return str(int(i) + 1)
 
+    def id_tokens(self) -> list[str]:
+        """Every user id and item id as written in prompts (whole tokens with `id_tokens`). The
+        capitalised "User_12" of A-7 stays in pieces, as a template word the model reads."""
+        return [f"user_{u + 1}" for u in range(self.data.n_users)] + [self.item(i) for i in range(self.data.n_items)]
+
     def parse_item(self, text: str) -> int | None:
         t = text.strip()
         return int(t) - 1 if t.isdigit() and 0 < int(t) <= self.data.n_items else None

@@ -164,4 +164,17 @@ def test_an_item_mention_costs_its_id_and_its_image_tokens_only(tiny):
     # SentencePiece puts a bare word-start piece before each <img>; encode drops it
     assert ids[: len(bare) + 2] == bare + [tok.img_id, tok.img_id]
     assert ids.count(tok.img_id) == 4 and len(ids) == 2 * len(bare) + 4 + len(tok.encode(","))
-    assert tok.encode("user 12") == tok.sp.encode("user 12")  # text without images is untouched
+    assert tok.encode("nice item") == tok.sp.encode("nice item")  # text without symbols is untouched
+
+
+def test_user_and_item_ids_are_whole_tokens_unless_turned_off(tiny):
+    m = _vip5(tiny, image_tokens=0)
+    tok = m.tok
+    ids = m.render.id_tokens()
+    assert len(ids) == tiny.n_users + tiny.n_items and tok.describe(4000)["id_tokens"] == len(ids)
+    for text in (ids[0], ids[tiny.n_users - 1], m.render.item(0), m.render.item(tiny.n_items - 1)):
+        assert len(tok.encode(text)) == 1 and tok.decode(tok.encode(text)) == text
+    prompt = m.render.render("B-5", user=3, candidates=[0, 9], target="1").text  # "... ? 1 , 10"
+    assert tok.decode(tok.encode(prompt)) == prompt
+    pieces = _vip5(tiny, image_tokens=0, id_tokens=False).tok  # the paper's sub-word ids
+    assert pieces.describe(4000)["id_tokens"] == 0 and pieces.fingerprint() != tok.fingerprint()
