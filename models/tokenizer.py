@@ -65,7 +65,9 @@ class PromptTokenizer:
             path.parent.mkdir(parents=True, exist_ok=True)
             buf = io.BytesIO()
             spm.SentencePieceTrainer.train(
-                sentence_iterator=iter(corpus), model_writer=buf, vocab_size=vocab_size, model_type="unigram",
+                sentence_iterator=iter(corpus), model_writer=buf, model_type="unigram",
+                # the symbols count in SentencePiece's vocabulary: `vocab_size` is the text's share
+                vocab_size=vocab_size + 1 + len(id_tokens),
                 pad_id=0, eos_id=1, unk_id=2, bos_id=-1, user_defined_symbols=[IMG, *id_tokens],
                 # digits split one by one would make item ids long; keep whole numbers as pieces when frequent
                 split_digits=False, character_coverage=1.0, hard_vocab_limit=False, minloglevel=2,
