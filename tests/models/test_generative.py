@@ -236,7 +236,10 @@ def test_sequential_samples_cover_distinct_positions_first(tiny):
 def test_records_state_the_real_vocabulary_and_the_decoding(tiny):
     m = _model(P5, P5Config, tiny)
     extras = m.record_extras("direct")
-    assert extras["tokenizer"]["pieces"] == m.tok.vocab_size <= extras["tokenizer"]["requested"]
+    tok = extras["tokenizer"]
+    # the requested size is the text's share; every user and item id is one more piece
+    assert tok["id_tokens"] == tiny.n_users + tiny.n_items
+    assert tok["pieces"] == m.tok.vocab_size <= tok["requested"] + 1 + tok["id_tokens"]
     assert extras["decoding"] == "exact candidate log-likelihood"
 
 
