@@ -208,12 +208,13 @@ def dataset_defaults(model: str, dataset: str) -> dict:
     return all_models()[model].dataset_defaults(dataset)
 
 
-def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True, probe=None) -> dict:
+def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True, probe=None, always_say: bool = False) -> dict:
     """{job index: JobResult} for the jobs not to train: not started (the dataset lacks what the
     model needs) or kept (records exist for the same config, data and code; plan.skip_existing).
     Prints the plan (stderr) when any job is left out, or when there are several jobs, each job to
     train with its estimated time: from its earlier run here, or else from `probe` (a function of
-    the jobs that times their first batches: bench/run/probe.py), or none."""
+    the jobs that times their first batches: bench/run/probe.py), or none. `always_say`: print it
+    for a single job too (--dry-run, whose whole output the plan is)."""
     ds_dir = data_root(plan.data_root) / plan.dataset
     has = dataset_has(ds_dir)
     manifest = manifest_of(ds_dir)
@@ -264,7 +265,7 @@ def partition(plan, jobs: list[tuple[str, str, int]], say: bool = True, probe=No
         estimates |= dict(zip(unknown, probe([jobs[j] for j in unknown]), strict=True))
     for j, line in at_line.items():
         lines[line] += f"  [{estimates[j].text}]"
-    if say and (done or len(jobs) > 1 or plan.time_limit_s):
+    if say and (always_say or done or len(jobs) > 1 or plan.time_limit_s):
         from bench.progress import _fmt_secs
 
         limit = "" if not plan.time_limit_s else f" (each stops training after {_fmt_secs(plan.time_limit_s)})"

@@ -75,7 +75,7 @@ def job_probe(plan: RunPlan, always: bool = False):
 def dry_run(plan: RunPlan) -> None:
     """`bench run --dry-run`: the plan, every job to train with an estimate; nothing is trained."""
     _generate_embedded(plan)
-    partition(plan, list(plan.jobs()), say=True, probe=job_probe(plan, always=True))
+    partition(plan, list(plan.jobs()), say=True, probe=job_probe(plan, always=True), always_say=True)
 
 
 def _generate_embedded(plan: RunPlan) -> None:

@@ -99,3 +99,12 @@ def test_dry_run_prints_every_job_with_an_estimate_and_trains_nothing(tiny_root,
     assert "from its first batches (sasrec:" in lines["sasrec"] and "at most 30" in lines["sasrec"]
     assert "estimated: ~" in err
     assert not (results / "runs").exists(), "a dry run writes no records"
+
+
+def test_dry_run_of_a_single_job_prints_its_plan(tiny_root, tmp_path, capfd):
+    """A lone job without a time limit prints no plan when it runs; a dry run always prints it."""
+    argv = ["run", "--task", "sequential", "--dataset", "tiny", "--models", "pop", "--device", "cpu",
+            "--data-root", str(tiny_root), "--results-dir", str(tmp_path / "results"), "--dry-run"]
+    assert main(argv) == 0
+    _, err = capfd.readouterr()
+    assert "plan: 1 job(s) on tiny, 1 to train" in err and "  train        pop · sequential" in err
