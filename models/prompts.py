@@ -198,10 +198,13 @@ class PromptRenderer:
     def item(self, i: int) -> str:
         return str(int(i) + 1)
 
+    def user(self, u: int) -> str:
+        return f"user_{int(u) + 1}"
+
     def id_tokens(self) -> list[str]:
         """Every user id and item id as written in prompts (whole tokens with `id_tokens`). The
         capitalised "User_12" of A-7 stays in pieces, as a template word the model reads."""
-        return [f"user_{u + 1}" for u in range(self.data.n_users)] + [self.item(i) for i in range(self.data.n_items)]
+        return [self.user(u) for u in range(self.data.n_users)] + [self.item(i) for i in range(self.data.n_items)]
 
     def parse_item(self, text: str) -> int | None:
         t = text.strip()
@@ -232,7 +235,7 @@ class PromptRenderer:
 
     def _user_desc(self, u: int) -> str:
         name = self.data.users[u].name.strip()
-        return name if name else f"user_{u + 1}"
+        return name if name else self.user(u)
 
     def _title(self, i: int) -> str:
         words = self.data.items[i].title.split()[: self.max_title_words]

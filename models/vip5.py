@@ -51,10 +51,9 @@ class VIP5Config:
     # every user id ("user_12") and item id ("457") one whole token of that SentencePiece vocabulary
     # (Hua et al., "How to Index Item IDs for Recommendation Foundation Models", SIGIR-AP 2023:
     # independent indexing). The paper's P5/VIP5 split ids into T5's shared sub-word pieces
-    # (id_tokens=False); on a CPU budget that is what keeps P5 from learning users: explanation-only
-    # training on synthetic, 10 epochs, validation BLEU-4 20.2 with pieces, 67.1 with whole ids at
-    # epoch 5 (PETER, whose users and items are embeddings, 65.8 on test). A backbone directory's
-    # own tokenizer is kept as it is (the paper's setting).
+    # (id_tokens=False); on a CPU budget that is what keeps P5 from learning users (README.md, "Second
+    # deviation": the command and what it measured). A backbone directory's own tokenizer is kept as
+    # it is (the paper's setting).
     id_tokens: bool = True
     lr: float = 1e-3
     # learning-rate multiplier for a randomly initialised token embedding, when it trains (P5, full
