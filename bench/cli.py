@@ -99,7 +99,8 @@ def _add_run_parser(sub) -> None:
     run.add_argument("--seeds", type=_ints, default=[2022], help="comma-separated seeds (default: 2022)")
     run.add_argument("--epochs", type=int, default=None, help="maximum epochs (overrides each model's config)")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    run.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", help="config override; repeatable")
+    run.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
+                     help="config override (MODEL.KEY=VALUE: one model only); repeatable")
     run.add_argument("--indexing", default="random", help="item indexing: random (leak-free) or sequential (P5's)")
     run.add_argument("--results-dir", default="results", help="where run records go (default: ./results)")
     run.add_argument("--tag", default=None, help="name for this configuration variant in records and tables")

@@ -133,13 +133,29 @@ def _models_per_task(tasks: list[str], models: list[str] | None, dataset: str, a
                 f"{', '.join(single)} without torchrun (python -m bench run ... --models {','.join(single)})"
             )
     for key in overrides:
-        if not any(key in all_models()[m].config.__dataclass_fields__ for m in selected):
+        name, scoped, k = key.rpartition(".")
+        if scoped:  # MODEL.KEY: that model only
+            if name not in selected:
+                raise UsageError(f"--set {key}: {name!r} is not among the selected models "
+                                 f"({', '.join(sorted(selected))}); fix: select it with --models or drop the --set")
+            if k not in all_models()[name].config.__dataclass_fields__:
+                raise UsageError(f"--set {key}: {name} has no config key {k!r}; "
+                                 f"known: {', '.join(sorted(all_models()[name].config.__dataclass_fields__))}")
+        elif not any(key in all_models()[m].config.__dataclass_fields__ for m in selected):
             raise UsageError(
                 f"--set {key}: no selected model has this config key (models: {', '.join(sorted(selected))})"
             )
     for m in selected:  # type-check and range-check now, not in the middle of the run
-        build_config(all_models()[m].config, overrides, strict=False)
+        build_config(all_models()[m].config, model_sets(m, overrides), strict=False)
     return per_task
+
+
+def model_sets(model: str, overrides: dict[str, str]) -> dict[str, str]:
+    """The --set values that reach `model`: every KEY=VALUE whose key its config has, and its own
+    MODEL.KEY=VALUE, which win (e.g. P5's epochs apart from VIP5's: ``--set p5.epochs=16``)."""
+    fields = all_models()[model].config.__dataclass_fields__
+    plain = {k: v for k, v in overrides.items() if "." not in k and k in fields}
+    return plain | {k.partition(".")[2]: v for k, v in overrides.items() if k.startswith(f"{model}.")}
 
 
 def usable_cores() -> int:
@@ -182,11 +198,10 @@ class JobResult:
 
 
 def _job_spec(plan: RunPlan, task: str, model: str, seed: int, command: str) -> dict:
-    fields = all_models()[model].config.__dataclass_fields__
     # explicit --set values win over the values `bench tune` chose, which win over the model's own
     # settings for this dataset (DATASET_DEFAULTS: e.g. VIP5's CPU budget on the embedded dataset)
     own = dataset_defaults(model, plan.dataset)
-    overrides = own | plan.tuned.get((task, model), {}) | {k: v for k, v in plan.overrides.items() if k in fields}
+    overrides = own | plan.tuned.get((task, model), {}) | model_sets(model, plan.overrides)
     return {
         "model": model, "task": task, "dataset": plan.dataset, "seed": seed, "device": plan.device,
         "indexing": plan.indexing, "data_root": plan.data_root, "results_dir": plan.results_dir,
