@@ -18,29 +18,6 @@ def _step(n: int, total: int, what: str) -> None:
     print(f"\n######## reproduce step {n}/{total}: {what}", file=sys.stderr, flush=True)
 
 
-# `bench reproduce` has up to 90 minutes on 2 CPU cores where the main job (`bench run`) has 10. On the
-# embedded dataset P5 and VIP5 spend the difference on the steps a generative recommender needs: the
-# main job's 6 P5 epochs stop while sequential validation is still rising steeply (results/curves/),
-# so here P5 trains 16 (and is VIP5's backbone: vip5.backbone_epochs), with 4 direct prompts per user
-# and epoch instead of 2. A --set of the same key (plain or MODEL.KEY) or --epochs wins.
-LONGER_SCHEDULE = {
-    "synthetic": {"p5.epochs": "16", "vip5.backbone_epochs": "16",
-                  "p5.direct_samples_per_user": "4", "vip5.direct_samples_per_user": "4"},
-}
-
-
-def schedule_sets(dataset: str, models: list[str] | None, sets: dict[str, str]) -> dict[str, str]:
-    """--set with reproduce's longer schedule for `dataset` underneath: its keys for the selected models
-    (all when None) that the user's --set does not name."""
-    from bench.registry import all_models
-
-    selected = set(models or all_models())
-    named = {k.rpartition(".")[2] for k in sets}
-    longer = {k: v for k, v in LONGER_SCHEDULE.get(dataset, {}).items()
-              if k.partition(".")[0] in selected and k.partition(".")[2] not in named}
-    return longer | sets
-
-
 def cmd_reproduce(args) -> int:
     from bench.config import parse_sets
     from bench.report.html import build_report
@@ -52,9 +29,7 @@ def cmd_reproduce(args) -> int:
     from bench.studies.check import write_reference
 
     studies = [] if args.studies == "none" else parse_studies(args.studies)
-    sets = schedule_sets(args.dataset, args.models, parse_sets(args.sets))
-    if args.epochs is not None:  # --epochs caps every model, the longer schedule included
-        sets = {k: v for k, v in sets.items() if k.rpartition(".")[2] not in ("epochs", "backbone_epochs")}
+    sets = parse_sets(args.sets)
     ablation_seeds = args.ablation_seeds or args.seeds[:1]
     # every name is checked before anything runs
     for study in studies:
@@ -78,7 +53,7 @@ def cmd_reproduce(args) -> int:
 
     _step(1, total, f"runs: {sum(1 for _ in plan.jobs())} (task, model, seed) jobs on {args.dataset}")
     if sets:
-        print("settings (--set and reproduce's longer schedule): " + ", ".join(f"{k}={v}" for k, v in sets.items()))
+        print("settings (--set): " + ", ".join(f"{k}={v}" for k, v in sets.items()))
     failures += sum(1 for r in execute(plan, command=command) if r.error)
 
     _step(2, total, f"ablations: {', '.join(studies) or 'none'} (seeds {ablation_seeds})")

@@ -55,18 +55,3 @@ def test_model_scoped_sets_reach_that_model_only_and_win_over_plain_ones():
     assert model_sets("vip5", sets) == {"epochs": "3", "backbone_epochs": "16"}
     assert model_sets("sasrec", sets) == {"epochs": "3", "hidden": "8"}
 
-
-def test_reproduce_gives_the_generative_models_its_longer_schedule_unless_told_otherwise():
-    from bench.studies.reproduce import LONGER_SCHEDULE, schedule_sets
-
-    longer = LONGER_SCHEDULE["synthetic"]
-    assert schedule_sets("synthetic", None, {}) == longer
-    # P5 is VIP5's backbone: both get the same epochs and direct prompts
-    assert longer["p5.epochs"] == longer["vip5.backbone_epochs"]
-    assert longer["p5.direct_samples_per_user"] == longer["vip5.direct_samples_per_user"]
-    # only the selected models' keys (a --set for a model not selected is an error)
-    assert schedule_sets("synthetic", ["sasrec", "p5"], {}) == {k: v for k, v in longer.items() if k.startswith("p5.")}
-    # the user's --set of a key wins, plain or scoped
-    assert "p5.epochs" not in schedule_sets("synthetic", None, {"epochs": "2"})
-    assert schedule_sets("synthetic", None, {"p5.epochs": "2"})["p5.epochs"] == "2"
-    assert schedule_sets("tiny", None, {"epochs": "2"}) == {"epochs": "2"}
