@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.report.render import render, render_document
-from bench.report.table import Block, Cell, Table, make_row, prompt_key
+from bench.report.table import Block, Cell, Table, make_row, prompt_key, with_trainer_figures
 from bench.report.tables import EFFICIENCY
 from bench.tasks import TASKS
 
@@ -95,7 +95,7 @@ def study_records(records: list[dict], study: str, model: str | None = None) -> 
 
 
 def study_tables(records: list[dict], study: str, dataset: str, model: str | None = None) -> list[Table]:
-    by_setting = study_records(records, study, model)
+    by_setting = study_records(with_trainer_figures(records), study, model)
     st = STUDIES[study]
     tables = []
     for task, tk in TASKS.items():

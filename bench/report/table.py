@@ -15,6 +15,34 @@ import numpy as np
 
 from bench.tasks import TASKS
 
+# What a job's efficiency figures describe when it trained nothing itself: a job that reused a multitask
+# training another job did (models/shared.py; also across ablation tags with the same config, e.g. VIP5's
+# reduction-8 and placement-self+cross are its multimodal-multimodal training) measured only its own
+# evaluation's peak, and ran beside as many jobs as its own run had.
+TRAINER_FIGURES = ("concurrent_jobs", "torch_threads")
+TRAINER_PEAKS = ("peak_memory_mb", "peak_memory_model_mb")
+
+
+def with_trainer_figures(records: list[dict]) -> list[dict]:
+    """`records`, those that reused a training (record["training"]["reused"]) with the memory peaks (the
+    larger of theirs and the training job's) and the side-by-side count of the job that trained it, when
+    that job's record is among `records`. Its time per epoch is already the training's (FitLog.adopt)."""
+    trainers: dict[str, dict] = {}
+    for r in records:
+        t = r.get("training") or {}
+        if t.get("id") and not t.get("reused"):
+            trainers.setdefault(t["id"], r)
+    out = []
+    for r in records:
+        t = r.get("training") or {}
+        src = trainers.get(t.get("id")) if t.get("reused") else None
+        if src is not None:
+            r = dict(r) | {k: src[k] for k in TRAINER_FIGURES if k in src}
+            r |= {k: max(r[k], src[k]) for k in TRAINER_PEAKS if r.get(k) is not None and src.get(k) is not None}
+        out.append(r)
+    return out
+
+
 # row mark: a run stopped at its epoch cap while its validation score was still rising
 STILL_IMPROVING = "↑"
 TIME_CAPPED = "⏱"  # row mark: a run stopped by `bench run --time-limit`

@@ -33,6 +33,7 @@ from bench.report.table import (
     make_row,
     model_key,
     prompt_key,
+    with_trainer_figures,
 )
 from bench.tasks import TASKS
 
@@ -214,7 +215,8 @@ def _variant_key(group_key: tuple) -> tuple:
 
 
 def efficiency_table(records: list[dict], dataset: str) -> Table | None:
-    recs = [r for r in records if r.get("tag") in PLACEMENT_TAGS]
+    recs = with_trainer_figures([r for r in records if r.get("tag") in PLACEMENT_TAGS or r.get("training")])
+    recs = [r for r in recs if r.get("tag") in PLACEMENT_TAGS]
     if not recs:
         return None
     digits = {"time_per_epoch_s": 2, "trainable_pct": 2, "peak_memory_mb": 0, "peak_memory_model_mb": 0}

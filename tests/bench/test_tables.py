@@ -125,3 +125,20 @@ def test_runs_side_by_side_are_noted_under_the_table():
     notes = [n for t in build_tables(shared, "fake") if t.key != "table5_efficiency" for n in t.notes]
     assert sum("s/epoch measured with 2 run(s) side by side on one machine (1 torch thread(s) each)" in n
                for n in notes) == 3  # one per task table
+
+
+def test_a_reused_training_shows_the_peak_and_side_by_side_count_of_the_job_that_trained_it():
+    # placement-self+cross reused the training of another tag's job (same config): its own process
+    # only evaluated, so its own 400 MB would make the adapters look cheaper than they train
+    recs = placement_records()
+    trainer = fake_record("vip5", "direct", 1, strength=0.5, prompt="B-5", tag="multimodal-multimodal", memory=1300)
+    trainer |= {"training": {"id": "vip5-abc", "reused": False}, "concurrent_jobs": 2}
+    for r in recs:
+        if r["tag"] == "placement-self+cross":
+            r |= {"memory_kind": "cpu_peak_rss", "peak_memory_mb": 400.0, "concurrent_jobs": 1,
+                  "training": {"id": "vip5-abc" if r["seed"] == 1 else "vip5-def", "reused": True}}
+    table = efficiency_table([*recs, trainer], "fake")
+    (row,) = [r for r in table.blocks[0].rows if r.extra[1] == "placement-self+cross"]
+    memory = row.cells[table.columns.index("peak_memory_mb")]
+    assert memory.mean == pytest.approx((1300 + 400) / 2)  # seed 2's trainer is not among the records: kept
+    assert any("2 run(s) side by side" in n for n in table.notes)
