@@ -167,6 +167,30 @@ def test_one_multitask_training_serves_every_task_and_is_vip5s_backbone(tiny_roo
     assert training_key(other_seed) != training_key(first) == training_key(decoding_only)
 
 
+def test_a_cached_training_is_the_same_whichever_job_trains_it_first(tiny_root, tmp_path):
+    # a P5 job, or a VIP5 job that builds and trains its P5 backbone after its own network: one key,
+    # so one set of weights (before, the backbone started from where VIP5's initialisation left
+    # torch's generator, and which job won the race decided the P5 row)
+    import shutil
+
+    from bench.data import load_dataset
+
+    nets = []
+    for who in ("p5", "vip5"):
+        shutil.copytree(tiny_root / "tiny", tmp_path / who / "tiny")  # a cache directory each
+        data = load_dataset("tiny", tmp_path / who)
+        over = dict(train_tasks="all", epochs=1, val_queries=8)
+        if who == "p5":
+            _model(P5, P5Config, data, task="sequential", **over).fit(FitLog(None, "ndcg@10", verbose=False))
+        else:
+            _model(VIP5, VIP5Config, data, **over, backbone_init="p5", backbone_epochs=1, vocab_size=FAST["vocab_size"])
+        (net,) = (tmp_path / who).rglob("p5-*/net.pt")
+        nets.append((net.parent.name, torch.load(net, weights_only=True)))
+    (id_a, a), (id_b, b) = nets
+    assert id_a == id_b and a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_the_training_key_follows_the_code_and_the_tokenizer(tiny, monkeypatch):
     import models.shared as shared
 
