@@ -13,8 +13,7 @@ per training explanation record, each with a template drawn uniformly from the t
 templates (the unseen ones held out); negatives come from the user's training items only, like every baseline's. AdamW,
 linear warm-up then linear decay, gradient clipping, mixed precision on CUDA (bf16 where supported).
 Under torchrun every process draws the same samples and batches (same seed) and trains on its
-own share of the batches, with DistributedDataParallel averaging the gradients: `batch_size` is
-per process.
+own share of the batches, with DistributedDataParallel averaging the gradients (`batch_size` per process).
 Evaluation: sequential = beam search (20 beams, beam score = the sequence's log-likelihood)
 constrained by a prefix trie to valid item ids; direct = exact scoring of the query's 100
 candidates by the log-likelihood of each candidate's id (``scoring="beam"`` keeps the
@@ -70,10 +69,7 @@ class GenerativeRecommender(TrainingCheckpoint):
         # exclusion set, as for every baseline — no test information reaches training
         self.seen = [set(s.tolist()) for s in data.train_sequences()]
         self.tok = self._tokenizer()
-        # initial weights from the seed alone, not from what this process built or trained before: a VIP5
-        # job builds (and may train) its P5 backbone in the same process, and a cached multitask training
-        # must be the same whichever job trains it first (models/shared.py)
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # weights from the seed alone, whichever job builds them (models/shared.py)
         t5 = build_backbone(cfg.backbone, cfg.backbone_size, self.tok.vocab_size, cfg.dropout)
         self.net = VIP5Net(t5, self.tok.img_id, self.k, None if self.feats is None else self.feats.shape[1])
         self.training = {"tasks": self.train_tasks}  # what trained this model: shown in every record

@@ -113,7 +113,10 @@ def fit_shared(model, log) -> None:
             log.validate, log.monitor, log.keep_last = _validate_all(model), "mean", True
             log.checkpoint_dir = path / "checkpoint"  # whichever task's job runs it next resumes it
             t0 = time.perf_counter()
-            torch.manual_seed(model.seed)  # the training's draws (dropout) from its seed, whoever runs it
+            # the training's draws from its seed alone, and its initial weights too (GenerativeRecommender
+            # seeds before building the network): a VIP5 job builds, and may train, its P5 backbone after
+            # its own network, and the training must be the same whichever job runs it first
+            torch.manual_seed(model.seed)
             model.train(log)
             trained_by, fit_s = model.task, time.perf_counter() - t0
             if distributed.is_main() and not log.time_capped:  # a capped training stays a checkpoint to go on from
