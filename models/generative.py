@@ -69,7 +69,6 @@ class GenerativeRecommender(TrainingCheckpoint):
         # exclusion set, as for every baseline — no test information reaches training
         self.seen = [set(s.tolist()) for s in data.train_sequences()]
         self.tok = self._tokenizer()
-        torch.manual_seed(seed)  # weights from the seed alone, whichever job builds them (models/shared.py)
         t5 = build_backbone(cfg.backbone, cfg.backbone_size, self.tok.vocab_size, cfg.dropout)
         self.net = VIP5Net(t5, self.tok.img_id, self.k, None if self.feats is None else self.feats.shape[1])
         self.training = {"tasks": self.train_tasks}  # what trained this model: shown in every record
@@ -78,7 +77,6 @@ class GenerativeRecommender(TrainingCheckpoint):
 
             self.training["backbone"] = load_p5_backbone(self)
         if cfg.train_mode == "adapters":
-            torch.manual_seed(seed)  # idem: whether the backbone was just trained here or loaded from the cache
             self.net.add_adapters(cfg.adapter_placement, cfg.reduction_factor)
         self.net.to(device)
         # token ids of every item's id string (+ end of sequence): the constrained decoding alphabet

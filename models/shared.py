@@ -113,10 +113,6 @@ def fit_shared(model, log) -> None:
             log.validate, log.monitor, log.keep_last = _validate_all(model), "mean", True
             log.checkpoint_dir = path / "checkpoint"  # whichever task's job runs it next resumes it
             t0 = time.perf_counter()
-            # the training's draws from its seed alone, and its initial weights too (GenerativeRecommender
-            # seeds before building the network): a VIP5 job builds, and may train, its P5 backbone after
-            # its own network, and the training must be the same whichever job runs it first
-            torch.manual_seed(model.seed)
             model.train(log)
             trained_by, fit_s = model.task, time.perf_counter() - t0
             if distributed.is_main() and not log.time_capped:  # a capped training stays a checkpoint to go on from
@@ -166,9 +162,14 @@ def backbone_config(vip5_cfg, dataset: str):
 def load_p5_backbone(vip5) -> dict:
     """Load (training it first if no job has yet) the P5 model on the same data into VIP5's
     network. Every backbone weight must be there: only VIP5's mapping network is new."""
-    from bench.train import FitLog
+    from bench.train import FitLog, rng_state, seed_everything, set_rng_state
 
     p5_cfg = backbone_config(vip5.cfg, vip5.data.name)
+    # the backbone is built (and trained, if no job has yet) from the seed alone, as in a P5 job, and
+    # VIP5's own draws (its adapters) go on afterwards as if it had been loaded from the cache: one
+    # training key, the same weights whichever job trains it first
+    outer = rng_state()
+    seed_everything(vip5.seed)
     p5 = get_model(BACKBONE_MODEL).cls(p5_cfg, vip5.data, task=vip5.task, device=vip5.device, seed=vip5.seed)
     print(
         f"[{vip5.name}] P5 backbone: {p5_cfg.epochs} epochs of multitask P5 on {vip5.data.name} (trained once, cached)",
@@ -176,6 +177,7 @@ def load_p5_backbone(vip5) -> dict:
         flush=True,
     )
     p5.fit(FitLog(None, "mean", name=f"{vip5.name}/p5-backbone"))
+    set_rng_state(outer)
     missing, unexpected = vip5.net.load_state_dict(p5.net.state_dict(), strict=False)
     wrong = [k for k in missing if not k.startswith("mapping.")] + list(unexpected)
     if wrong:

@@ -215,8 +215,7 @@ def _variant_key(group_key: tuple) -> tuple:
 
 
 def efficiency_table(records: list[dict], dataset: str) -> Table | None:
-    recs = with_trainer_figures([r for r in records if r.get("tag") in PLACEMENT_TAGS or r.get("training")])
-    recs = [r for r in recs if r.get("tag") in PLACEMENT_TAGS]
+    recs = [r for r in with_trainer_figures(records) if r.get("tag") in PLACEMENT_TAGS]
     if not recs:
         return None
     digits = {"time_per_epoch_s": 2, "trainable_pct": 2, "peak_memory_mb": 0, "peak_memory_model_mb": 0}

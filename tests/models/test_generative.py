@@ -170,25 +170,35 @@ def test_one_multitask_training_serves_every_task_and_is_vip5s_backbone(tiny_roo
 def test_a_cached_training_is_the_same_whichever_job_trains_it_first(tiny_root, tmp_path):
     # a P5 job, or a VIP5 job that builds and trains its P5 backbone after its own network: one key,
     # so one set of weights (before, the backbone started from where VIP5's initialisation left
-    # torch's generator, and which job won the race decided the P5 row)
+    # torch's generator, and which job won the race decided the P5 row; models/shared.py)
     import shutil
 
     from bench.data import load_dataset
+    from bench.train import seed_everything
 
     nets = []
     for who in ("p5", "vip5"):
         shutil.copytree(tiny_root / "tiny", tmp_path / who / "tiny")  # a cache directory each
         data = load_dataset("tiny", tmp_path / who)
         over = dict(train_tasks="all", epochs=1, val_queries=8)
+        seed_everything(0)  # as the worker does before it builds a job's model
         if who == "p5":
             _model(P5, P5Config, data, task="sequential", **over).fit(FitLog(None, "ndcg@10", verbose=False))
         else:
-            _model(VIP5, VIP5Config, data, **over, backbone_init="p5", backbone_epochs=1, vocab_size=FAST["vocab_size"])
+            first_vip5 = _model(VIP5, VIP5Config, data, **over, backbone_init="p5", backbone_epochs=1,
+                                vocab_size=FAST["vocab_size"])
         (net,) = (tmp_path / who).rglob("p5-*/net.pt")
         nets.append((net.parent.name, torch.load(net, weights_only=True)))
     (id_a, a), (id_b, b) = nets
     assert id_a == id_b and a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # and VIP5's own new weights (adapters, mapping) do not depend on whether its backbone was just
+    # trained in this process or loaded from the cache
+    seed_everything(0)
+    again = _model(VIP5, VIP5Config, data, **over, backbone_init="p5", backbone_epochs=1, vocab_size=FAST["vocab_size"])
+    assert again.training["backbone"]["reused"] and not first_vip5.training["backbone"]["reused"]
+    assert all(torch.equal(x, y) for x, y in zip(first_vip5.net.state_dict().values(),
+                                                  again.net.state_dict().values(), strict=True))
 
 
 def test_the_training_key_follows_the_code_and_the_tokenizer(tiny, monkeypatch):
