@@ -107,6 +107,10 @@ class BPRMF:
 
         return rank_by_scores(queries, k, scores)
 
+    def id_embeddings(self) -> dict[str, np.ndarray]:
+        """The learned factors (bias column included), for bench diagnose's hidden-taste probe."""
+        return {"users": self.user_f, "items": self.item_f}
+
     def save(self, path: Path) -> None:
         atomic_write_npy(Path(path) / "user_factors.npy", self.user_f)
         atomic_write_npy(Path(path) / "item_factors.npy", self.item_f)

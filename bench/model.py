@@ -78,6 +78,8 @@ OPTIONAL_METHODS: dict[str, str] = {
                      "decoding, vocabulary)",
     "predict_ratings": "predict_ratings(queries) -> list[float]: an explainer's ratings, scored by "
                        "RMSE and MAE",
+    "id_embeddings": "id_embeddings() -> {'users': [n_users, d], 'items': [n_items, d]} (either may be absent): "
+                     "the learned id vectors, for bench diagnose's hidden-taste probe (bench/studies/taste_probe.py)",
     "save_training_state": "save_training_state(path) and load_training_state(path): exact resume, "
                            "FitLog saves after every epoch (bench/train.py; TrainingCheckpoint below "
                            "implements both)",

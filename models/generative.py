@@ -10,8 +10,8 @@ this code; the other tasks' jobs, and VIP5 (whose backbone is exactly that P5), 
 Per epoch: `seq_samples_per_user` sequential samples per user (distinct target positions while
 the sequence has enough), `direct_samples_per_user` direct ones, `expl_samples_per_review`
 per training explanation record, each with a template drawn uniformly from the task's training
-templates (the unseen ones held out); negatives come from the user's training items only, like every baseline's. AdamW,
-linear warm-up then linear decay, gradient clipping, mixed precision on CUDA (bf16 where supported).
+templates (the unseen ones held out); negatives come from the user's training items only, like
+every baseline's. AdamW, warm-up then linear decay, gradient clipping, CUDA mixed precision (bf16 if supported).
 Under torchrun every process draws the same samples and batches (same seed) and trains on its
 own share of the batches, with DistributedDataParallel averaging the gradients (`batch_size` per process).
 Evaluation: sequential = beam search (20 beams, beam score = the sequence's log-likelihood)
@@ -41,8 +41,7 @@ from models.prompts import TEMPLATES, Prompt, PromptRenderer, eval_templates, tr
 from models.tokenizer import PromptTokenizer
 from models.trie import Trie, allowed_tokens_fn
 
-# transformers 4.57 warns on every generate() step about the `adapters` library's legacy cache
-# tuples (harmless; it converts them); keep the per-epoch progress readable
+# transformers 4.57 warns on every generate() step about the `adapters` library's legacy cache tuples (harmless)
 warnings.filterwarnings("ignore", message=r".*past_key_value.*", category=FutureWarning)
 
 
@@ -187,8 +186,7 @@ class GenerativeRecommender(TrainingCheckpoint):
         ids_t = torch.full((len(rows), L), tok.pad_id, dtype=torch.long)
         word_t = torch.zeros((len(rows), L), dtype=torch.long)
         for b, (r, w) in enumerate(zip(rows, words, strict=True)):
-            ids_t[b, : len(r)] = torch.tensor(r)
-            word_t[b, : len(w)] = torch.tensor(w)
+            ids_t[b, : len(r)], word_t[b, : len(w)] = torch.tensor(r), torch.tensor(w)
         mask = (ids_t != tok.pad_id).long()
         feats = self.feats[torch.tensor(feats_idx, dtype=torch.long, device=self.device)] if self.k else None
         return ids_t.to(self.device), word_t.to(self.device), mask.to(self.device), feats
@@ -215,10 +213,9 @@ class GenerativeRecommender(TrainingCheckpoint):
         return [batches[i] for i in self.rng.permutation(len(batches))]
 
     def _autocast(self):
-        if self.device.startswith("cuda") and self.cfg.amp:
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return torch.autocast("cuda", dtype=dtype)
-        return nullcontext()
+        if not (self.device.startswith("cuda") and self.cfg.amp):
+            return nullcontext()
+        return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
 
     # ------------------------------------------------------------------ training
 
@@ -358,10 +355,8 @@ class GenerativeRecommender(TrainingCheckpoint):
                 tries = [self.full_trie if q.candidates is None else Trie(self.item_tokens[c] for c in q.candidates)
                          for q in batch]
                 kw["prefix_allowed_tokens_fn"] = allowed_tokens_fn(tries, self.tok.eos_id, self.tok.pad_id)
-            # [B, beams, T], best first
-            seqs = self._generate(self._prompts(pid, batch), **kw).view(len(batch), beams, -1)
-            for b in range(len(batch)):
-                out.append(self.render.beam_items([self.tok.decode(s.tolist()) for s in seqs[b]], k))
+            seqs = self._generate(self._prompts(pid, batch), **kw).view(len(batch), beams, -1)  # [B, beams, T] best 1st
+            out += [self.render.beam_items([self.tok.decode(s.tolist()) for s in row], k) for row in seqs]
         return out
 
     def explain(self, queries, variant: str | None = None) -> list[str]:
@@ -382,6 +377,13 @@ class GenerativeRecommender(TrainingCheckpoint):
         """Fields this model adds to each record: how it decoded, its real vocabulary, its training."""
         return {"decoding": self.decoding(task), "tokenizer": self.tok.describe(self.cfg.vocab_size),
                 "training": self.training}
+
+    def id_embeddings(self) -> dict[str, np.ndarray]:
+        """Each user's and item's id vector: the mean input embedding of its id's tokens (one with id_tokens)."""
+        emb = self.net.t5.get_input_embeddings().weight.detach().float().cpu().numpy()  # [vocab, d]
+        users = [self.tok.encode(self.render.user(u)) for u in range(self.data.n_users)]
+        return {"users": np.stack([emb[t].mean(0) for t in users]),
+                "items": np.stack([emb[t[:-1]].mean(0) for t in self.item_tokens])}  # t[-1]: end of sequence
 
     def save(self, path: Path) -> None:
         from bench.io import atomic_torch_save

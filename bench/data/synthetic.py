@@ -137,3 +137,18 @@ def generate(root: Path, name: str = "synthetic", *, n_users: int | None = None,
         seed=seed,
         format_version={"by": "bench.data.synthetic", "version": GENERATOR_VERSION},
     )
+
+
+def hidden_world(manifest: dict) -> World | None:
+    """The hidden truth behind a dataset this generator wrote (regenerated from its manifest's
+    seed and sizes; the same seed gives the same World), or None for any other dataset."""
+    prov = manifest.get("provenance") or {}
+    if prov.get("generator") != "bench.data.synthetic":
+        return None
+    n_users, n_items, seed = int(prov["n_users"]), int(prov["n_items"]), int(manifest["seed"])
+    preset = PRESETS.get(prov.get("preset", "synthetic"))
+    if preset is None:
+        return None
+    if preset.get("fast"):
+        return fast_world(n_users, n_items, seed, preset["pop_sigma"])
+    return build_world(n_users, n_items, seed)

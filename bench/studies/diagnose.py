@@ -11,6 +11,9 @@ list, then compares with popularity (training interactions) on the same lists:
 - training item: the same negatives with one of the user's own *training* items as the target.
   A model that learned the user's preferences ranks it far above the negatives (BPR-MF does); one
   that learned only popularity ranks it like pop does.
+
+On a dataset the synthetic generator wrote, a second table probes the models' learned id vectors
+for the preferences the generator planted (bench/studies/taste_probe.py): where a model stops.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import numpy as np
 from scipy.stats import spearmanr
 from tabulate import tabulate
 
+from bench.data.synthetic import hidden_world
 from bench.errors import UsageError
+from bench.model import has_hook
+from bench.studies.taste_probe import PROBED, chance, cooccurrence_vectors, probe_row, truth
 from bench.tasks import DIRECT
 
 TOP = 10
@@ -130,10 +136,16 @@ def run_diagnose(*, task: str, dataset: str, models: list[str], seed: int, sets:
     by_pop = {kind: summary(positions(pop_order(lst, pop), t, lst.shape[1]), lst.shape[1])
               for kind, (lst, t) in lists.items()}
     rows = [["pop", *_cells(by_pop | {"agreement": 1.0})]]
+    world = hidden_world(data.manifest)
+    labels = truth(world, data) if world is not None else None
+    probes = [["co-occurrence (SVD of the training interactions)", *probe_row(cooccurrence_vectors(data), labels)],
+              ["chance (the most common class)", *(chance(labels[label]) for _, label, _ in PROBED)]] if labels else []
     for name in models:
         model, variant = trained(name, plan, data, task, seed)
         label = name + (f" ({variant})" if variant else "")
         rows.append([label, *_cells(diagnose(model, data, task, variant, lists, pop, keep))])
+        if labels and has_hook(model, "id_embeddings"):
+            probes.insert(-1, [name, *probe_row(model.id_embeddings(), labels)])
     headers = ["model", "test HR@10", "test AUC", "pop agreement (rho)", "own training item HR@10",
                "own training item AUC"]
     n_users, n = lists["test"][0].shape
@@ -143,7 +155,20 @@ def run_diagnose(*, task: str, dataset: str, models: list[str], seed: int, sets:
             + "\n\n- test: the stored test lists; AUC = share of the list's negatives ranked below the target."
             + "\n- pop agreement: Spearman's rho between the model's and popularity's order of each test list."
             + "\n- own training item: the same negatives behind one of the user's training items; a model that"
-              " learned the user's preferences ranks it far above pop's level.\n")
+              " learned the user's preferences ranks it far above pop's level.\n"
+            + (_probe_page(probes) if probes else ""))
+
+
+def _probe_page(rows: list[list]) -> str:
+    headers = ["id vectors", *(f"{name} accuracy" for _, _, name in PROBED)]
+    cells = [[r[0], *("–" if v is None else f"{v:.3f}" for v in r[1:])] for r in rows]
+    return ("\nHidden-taste probe: how well a linear classifier (ridge, 5-fold cross-validated) reads the"
+            " generator's hidden labels from each model's learned id vectors\n\n"
+            + tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
+            + "\n\n- user style: the visual style a user prefers (the planted signal that only item photos reveal);"
+              " item style and genre: each item's own.\n"
+            + "- a model whose vectors stay near chance has not learned what drives the choices: it can rank by"
+              " popularity, not by the user's taste.\n")
 
 
 def _cells(row: dict) -> list[str]:

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from bench.cli import main
+from bench.data.synthetic import hidden_world
 from bench.studies.diagnose import agreement, candidate_lists, pop_order, positions, summary
+from bench.studies.taste_probe import chance, probe_accuracy, truth
 
 
 def test_positions_and_summary_by_hand():
@@ -46,7 +48,8 @@ def test_cli_prints_pop_and_each_model(tiny_root, tmp_path, capsys):
                  "--data-root", str(tiny_root), "--out", str(page), "--users", "30"]) == 0
     out = capsys.readouterr().out
     assert page.read_text() in out and ", 30 of " in out
-    rows = [ln for ln in out.splitlines() if ln.startswith("| pop ") or ln.startswith("| bpr_mf ")]
+    first = out.split("Hidden-taste probe")[0]  # the ranking table (the probe's follows)
+    rows = [ln for ln in first.splitlines() if ln.startswith("| pop ") or ln.startswith("| bpr_mf ")]
     assert len(rows) == 2 and "| 1.000 " in rows[0], "pop agrees with itself"
     cells = [c.strip() for c in rows[1].strip("|").split("|")]
     assert all(0.0 <= float(c) <= 1.0 for c in cells[1:3] + cells[4:])
@@ -57,3 +60,37 @@ def test_cli_refuses_a_task_without_candidates(tiny_root, capsys):
                  "--data-root", str(tiny_root)]) == 2
     err = capsys.readouterr().err
     assert "needs a task with candidate lists" in err and "Traceback" not in err
+
+
+def test_probe_accuracy_reads_a_planted_label_and_not_noise():
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 4
+    planted = np.eye(4)[y] + 0.1 * rng.normal(size=(200, 4))  # the label in plain sight
+    assert probe_accuracy(planted, y) == 1.0
+    noise = rng.normal(size=(200, 16))
+    assert probe_accuracy(noise, y) < 0.45, "chance is 0.25: noise must not read as a label"
+    assert chance(np.array([0, 0, 0, 1])) == 0.75
+
+
+def test_hidden_world_comes_back_from_the_manifest_only_for_generated_data(tiny):
+    from bench.data.synthetic_world import build_world
+
+    world = hidden_world(tiny.manifest)
+    again = build_world(tiny.n_users, tiny.n_items, tiny.manifest["seed"])
+    assert np.array_equal(world.user_style, again.user_style) and np.array_equal(world.item_style, again.item_style)
+    assert hidden_world({"provenance": {"generator": "bench.data.importers"}, "seed": 1}) is None
+    labels = truth(world, tiny)
+    assert len(labels["user_style"]) == tiny.n_users and len(labels["item_style"]) == tiny.n_items
+
+
+def test_cli_probes_the_learned_vectors_on_generated_data(tiny_root, capsys):
+    assert main(["diagnose", "--dataset", "tiny", "--models", "bpr_mf", "--set", "threads=1",
+                 "--data-root", str(tiny_root)]) == 0
+    out = capsys.readouterr().out
+    assert "Hidden-taste probe" in out
+    rows = {ln.split("|")[1].strip(): [float(c) for c in ln.strip("|").split("|")[1:]]
+            for ln in out.split("Hidden-taste probe")[1].splitlines() if ln.startswith("| ") and "---" not in ln
+            and not ln.startswith("| id vectors")}
+    assert list(rows) == ["co-occurrence (SVD of the training interactions)", "bpr_mf",
+                          "chance (the most common class)"]
+    assert all(0.0 <= v <= 1.0 for r in rows.values() for v in r)
