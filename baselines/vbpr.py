@@ -132,3 +132,12 @@ class VBPR(TrainingCheckpoint, TorchNetState):
 
     def rank(self, queries, k: int) -> list[list[int]]:
         return rank_by_scores(queries, k, self._scores)
+
+    @torch.no_grad()
+    def id_embeddings(self) -> dict[str, np.ndarray]:
+        """User [gamma_u, theta_u] and item [gamma_i, E f_i] vectors: the two halves of x(u, i)'s dot
+        products, for bench diagnose's hidden-taste probe."""
+        n = self.net
+        users = torch.cat([n.gamma_user.weight, n.theta_user.weight], 1)  # [n_users, K + K']
+        items = torch.cat([n.gamma_item.weight, n.E(n.features)], 1)  # [n_items, K + K']
+        return {"users": users.float().cpu().numpy(), "items": items.float().cpu().numpy()}
