@@ -81,6 +81,10 @@ def test_hidden_world_comes_back_from_the_manifest_only_for_generated_data(tiny)
     assert hidden_world({"provenance": {"generator": "bench.data.importers"}, "seed": 1}) is None
     labels = truth(world, tiny)
     assert len(labels["user_style"]) == tiny.n_users and len(labels["item_style"]) == tiny.n_items
+    # models see items renumbered (random indexing): the labels follow them to their model-facing ids
+    perm = tiny.perm if tiny.perm is not None else np.arange(tiny.n_items)
+    assert np.array_equal(labels["item_style"][perm], world.item_style)
+    assert np.array_equal(labels["item_genre"][perm], world.item_genre)
 
 
 def test_cli_probes_the_learned_vectors_on_generated_data(tiny_root, capsys):
