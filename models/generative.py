@@ -239,7 +239,7 @@ class GenerativeRecommender(TrainingCheckpoint):
         groups = [{"params": [p for p in params if p is not emb], "lr": cfg.lr}]
         if emb.requires_grad:  # a randomly initialised embedding learns faster (config comment)
             scale = 1.0 if cfg.backbone else cfg.embedding_lr_scale  # a pretrained one keeps the paper's lr
-            groups.append({"params": [emb], "lr": cfg.lr * scale})
+            groups.append({"params": [emb], "lr": cfg.lr * scale, "betas": (0.9, cfg.embedding_beta2)})
         opt = torch.optim.AdamW(groups, lr=cfg.lr, eps=1e-6, weight_decay=cfg.weight_decay)
         sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * steps), steps)
         scaler = torch.amp.GradScaler("cuda", enabled=self.device.startswith("cuda") and cfg.amp

@@ -307,3 +307,13 @@ def test_explanation_samples_per_review(tiny):
         m = _model(P5, P5Config, tiny, expl_samples_per_review=n)
         samples = m._samples(np.random.default_rng(0), m.render, ["explanation"])
         assert len(samples) == n * reviews
+
+
+def test_a_randomly_initialised_embedding_gets_its_own_learning_rate_and_beta2(tiny):
+    m = _model(P5, P5Config, tiny, embedding_lr_scale=30.0, embedding_beta2=0.98)
+    opt = m.optimizer(steps=10)[0]
+    emb = m.net.t5.get_input_embeddings().weight
+    (group,) = [g for g in opt.param_groups if any(p is emb for p in g["params"])]
+    assert group["betas"] == (0.9, 0.98) and group["initial_lr"] == pytest.approx(30.0 * m.cfg.lr)
+    others = [g for g in opt.param_groups if g is not group]
+    assert others and all(g["betas"] == (0.9, 0.999) and g["initial_lr"] == m.cfg.lr for g in others)
