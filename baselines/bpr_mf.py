@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from bench.data import BenchData
 from bench.io import atomic_write_npy
@@ -31,16 +30,6 @@ class BPRMFConfig:
     # implicit's SGD threads. 1 (the default) is deterministic: the same seed gives the same metrics;
     # 0 = all cores, faster, but its lock-free (hogwild) updates then differ from run to run
     threads: int = 1
-
-
-def train_matrix(data: BenchData) -> sp.csr_matrix:
-    """Users x items CSR of the training interactions (validation and test targets excluded)."""
-    rows = np.concatenate([np.full(len(s), u) for u, s in enumerate(data.train_sequences())])
-    cols = np.concatenate(data.train_sequences())
-    m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(data.n_users, data.n_items))
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m
 
 
 @register_model("bpr_mf", tasks={"direct"}, config=BPRMFConfig)
@@ -65,7 +54,7 @@ class BPRMF:
         self.item_f = np.zeros((data.n_items, cfg.factors + 1), np.float32)
 
     def fit(self, log) -> None:
-        matrix = train_matrix(self.data)
+        matrix = self.data.train_matrix()
         for epoch in log.epochs(self, max_epochs=self.cfg.epochs, patience=self.cfg.patience):
             # a fresh sampling seed each epoch (implicit re-seeds from random_state on every fit call)
             self.model.random_state = self.seed * 100_003 + epoch

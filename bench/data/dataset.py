@@ -253,6 +253,18 @@ class BenchData:
         """Each user's items except the validation and test targets."""
         return [s[:-2] for s in self.sequences]
 
+    def train_matrix(self):
+        """Users x items binary CSR matrix of the training interactions (validation and test targets excluded)."""
+        import scipy.sparse as sp
+
+        seqs = self.train_sequences()
+        rows = np.concatenate([np.full(len(s), u) for u, s in enumerate(seqs)])
+        m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, np.concatenate(seqs))),
+                          shape=(self.n_users, self.n_items))
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return m
+
     def rank_queries(self, task: str, split: str) -> list[RankQuery]:
         """val: history seq[:-2] -> target seq[-2]; test: history seq[:-1] -> target seq[-1]."""
         cut = -2 if split == "val" else -1

@@ -317,3 +317,13 @@ def test_a_randomly_initialised_embedding_gets_its_own_learning_rate_and_beta2(t
     assert group["betas"] == (0.9, 0.98) and group["initial_lr"] == pytest.approx(30.0 * m.cfg.lr)
     others = [g for g in opt.param_groups if g is not group]
     assert others and all(g["betas"] == (0.9, 0.999) and g["initial_lr"] == m.cfg.lr for g in others)
+
+
+def test_id_embeddings_are_the_id_tokens_rows_of_the_embedding(tiny):
+    m = _model(P5, P5Config, tiny)  # whole id tokens: one row per user and per item
+    vectors = m.id_embeddings()
+    emb = m.net.t5.get_input_embeddings().weight.detach().numpy()
+    (u_tok,) = m.tok.encode(m.render.user(3))
+    item_tok = m.item_tokens[5][0]  # its last token is the end of sequence
+    assert np.allclose(vectors["users"][3], emb[u_tok]) and np.allclose(vectors["items"][5], emb[item_tok])
+    assert vectors["users"].shape == (tiny.n_users, emb.shape[1]) and vectors["items"].shape[0] == tiny.n_items
