@@ -171,13 +171,17 @@ def rank_by_scores(
     ``score_fn(batch, cands)`` gets ``cands = None`` for full ranking over all items and must
     return [B, n_items]; for the direct task it gets the candidates [B, 100] and may return
     either their scores [B, 100] (cheap) or all items' scores [B, n_items] (gathered here).
+    A query's `exclude` items never enter its list.
     """
     out: list[list[int]] = []
     for start in range(0, len(queries), batch_size):
         batch = queries[start : start + batch_size]
         cands = None if batch[0].candidates is None else np.stack([q.candidates for q in batch])  # [B, 100]
-        scores = np.asarray(score_fn(batch, cands), dtype=np.float64)
+        scores = np.array(score_fn(batch, cands), dtype=np.float64)  # a copy: masked below
         if cands is None:
+            for b, q in enumerate(batch):
+                if q.exclude is not None and len(q.exclude):
+                    scores[b, q.exclude] = -np.inf
             kk = min(k, scores.shape[1])
             top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]  # [B, k] unordered
             order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")

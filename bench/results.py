@@ -85,6 +85,8 @@ RECORD_FIELDS: tuple[Field, ...] = (
     Field("device", "string", True, "device it ran on (cpu, cuda:N)"),
     Field("indexing", "string", True, "item indexing (random, sequential): the two never share a file"),
     Field("candidates", "string|null", False, "the task's candidate protocol (null: against all items)"),
+    Field("history_excluded", "boolean|null", False,
+          "ranking against all items: whether the user's history was left out (null: other tasks, older records)"),
     Field("config", "object", True, "the model's full configuration"),
     Field("dataset_defaults", "object|null", False, "config keys the model's DATASET_DEFAULTS set for it"),
     Field("visual_features", "object|null", False,

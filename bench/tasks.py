@@ -44,6 +44,11 @@ class Task:
     hint_prompts: frozenset[str] = frozenset()  # prompts that put the record's feature word in the input
     hint_models: frozenset[str] = frozenset()  # models that read it: their rows go in a second table block
 
+    @property
+    def ranks_all_items(self) -> bool:
+        """A ranking task without candidates: each query is ranked against every item."""
+        return self.evaluator == _RANK and self.candidates is None
+
     def evaluate(self, model, data, split: str, variant: str | None = None, limit: int | None = None,
                  per_query: bool = False):
         module, _, func = self.evaluator.partition(":")

@@ -14,11 +14,10 @@ templates (the unseen ones held out); negatives come from the user's training it
 every baseline's. AdamW, warm-up then linear decay, gradient clipping, CUDA mixed precision (bf16 if supported).
 Under torchrun every process draws the same samples and batches (same seed) and trains on its
 own share of the batches, with DistributedDataParallel averaging the gradients (`batch_size` per process).
-Evaluation: sequential = beam search (20 beams, beam score = the sequence's log-likelihood)
-constrained by a prefix trie to valid item ids; direct = exact scoring of the query's 100
-candidates by the log-likelihood of each candidate's id (``scoring="beam"`` keeps the
-trie-constrained beam search, ``constrained=False`` the official unconstrained one); greedy
-decoding for explanations.
+Evaluation: sequential = beam search (20 beams, beam score = the sequence's log-likelihood) constrained
+by a prefix trie to valid item ids, less the user's history (`RankQuery.exclude`); direct = exact scoring
+of the query's 100 candidates by each candidate id's log-likelihood (``scoring="beam"``: trie-constrained
+beam search, ``constrained=False`` the official unconstrained one); greedy decoding for explanations.
 """
 
 from __future__ import annotations
@@ -315,7 +314,8 @@ class GenerativeRecommender(TrainingCheckpoint):
     def rank(self, queries, k: int, variant: str | None = None) -> list[list[int]]:
         """Top items per query: the `k` best valid items; with beam search, beams that decoded to
         no valid item follow as -1 (the evaluator ranks only the valid ones and counts these in
-        `invalid_rate`), so an invalid beam never takes a place in the top k."""
+        `invalid_rate`), so an invalid beam never takes a place in the top k. The trie leaves a
+        query's `exclude` items out; unconstrained beams may decode them (the evaluator drops them)."""
         pid = variant or eval_templates(self.task)[0]
         if self.cfg.scoring == "exact" and queries and queries[0].candidates is not None:
             return self._rank_exact(pid, queries, k)
@@ -347,14 +347,14 @@ class GenerativeRecommender(TrainingCheckpoint):
         out: list[list[int]] = []
         for start in progress(range(0, len(queries), cfg.eval_batch_size), desc=f"{self.name} {pid} beam search"):
             batch = queries[start : start + cfg.eval_batch_size]
-            # length_penalty 0: a beam's score is its summed log-likelihood (Hugging Face divides
-            # by length ** 1.0 by default, which would favour longer ids)
+            # length_penalty 0: a beam scores its summed log-likelihood (Hugging Face's 1.0 favours longer ids)
             kw = dict(num_beams=beams, num_return_sequences=beams, max_new_tokens=self.max_item_tokens,
                       early_stopping=True, length_penalty=0.0)
             if cfg.constrained:
                 tries = [self.full_trie if q.candidates is None else Trie(self.item_tokens[c] for c in q.candidates)
                          for q in batch]
-                kw["prefix_allowed_tokens_fn"] = allowed_tokens_fn(tries, self.tok.eos_id, self.tok.pad_id)
+                gone = [None if q.exclude is None else [self.item_tokens[i] for i in q.exclude] for q in batch]
+                kw["prefix_allowed_tokens_fn"] = allowed_tokens_fn(tries, self.tok.eos_id, self.tok.pad_id, gone)
             seqs = self._generate(self._prompts(pid, batch), **kw).view(len(batch), beams, -1)  # [B, beams, T] best 1st
             out += [self.render.beam_items([self.tok.decode(s.tolist()) for s in row], k) for row in seqs]
         return out

@@ -74,6 +74,8 @@ def test_model_contract(name, task, tiny, tmp_path):
             assert all(0 <= i < tiny.n_items for i in lst)
             if q.candidates is not None:
                 assert set(lst) <= set(q.candidates.tolist()), "direct task: only the query's candidates"
+            if q.exclude is not None:  # the user's history on a dataset without repeats (every ranker)
+                assert not set(lst) & set(q.exclude.tolist()), "a ranking against all items left out the history"
 
     model.save(tmp_path / "ckpt")
     fresh = _build(spec, tiny, task)

@@ -42,11 +42,14 @@ EMBEDDED = (SYNTHETIC,)
 @dataclass(frozen=True)
 class RankQuery:
     """One ranking request. `history` = the user's items before the target, oldest first.
-    `candidates` is set for the direct task (the model ranks only those); None = all items."""
+    `candidates` is set for the direct task (the model ranks only those); None = all items.
+    `exclude`: items that cannot be the target and that every ranker leaves out of its list (the
+    history, on a dataset where no user repeats an item: `BenchData.history_excluded`)."""
 
     user: int
     history: np.ndarray
     candidates: np.ndarray | None = None
+    exclude: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -265,15 +268,24 @@ class BenchData:
         m.data[:] = 1.0
         return m
 
+    @cached_property
+    def history_excluded(self) -> bool:
+        """Whether rankings against all items leave out the user's history: when no user's training
+        sequence repeats an item (P5's Amazon releases and `synthetic`), a history item is never the
+        next one, and every model, generative or not, spends top-10 places on the items it was just
+        shown (SASRec a third of them on `synthetic`, seed 1). Decided from the training part only."""
+        return all(len(np.unique(s)) == len(s) for s in self.train_sequences())
+
     def rank_queries(self, task: str, split: str) -> list[RankQuery]:
         """val: history seq[:-2] -> target seq[-2]; test: history seq[:-1] -> target seq[-1]."""
         cut = -2 if split == "val" else -1
         if task in TASKS and self.task_support[task]:
             raise MissingDataError(f"dataset {self.name!r} has no {task} task: {self.task_support[task]}")
         cands = self.candidates[split] if TASKS[task].candidates else None
-        return [
-            RankQuery(u, s[:cut], None if cands is None else cands[u]) for u, s in enumerate(self.sequences)
-        ]
+        if cands is not None:
+            return [RankQuery(u, s[:cut], cands[u]) for u, s in enumerate(self.sequences)]
+        exclude = self.history_excluded
+        return [RankQuery(u, s[:cut], exclude=s[:cut] if exclude else None) for u, s in enumerate(self.sequences)]
 
     def rank_targets(self, split: str) -> np.ndarray:
         cut = -2 if split == "val" else -1

@@ -127,6 +127,20 @@ def timing_note(recs: list[dict]) -> str | None:
             f"({'/'.join(threads) or '?'} torch thread(s) each): compare times only between runs made alike.")
 
 
+def _history_note(t, recs: list[dict]) -> str:
+    """Whether the rankings left each user's history out (RankQuery.exclude), and which rows did not."""
+    if not t.ranks_all_items:
+        return ""
+    left = sorted({display_name(r["model"]) for r in recs if r.get("history_excluded")})
+    kept = sorted({display_name(r["model"]) for r in recs if not r.get("history_excluded")})
+    if not kept:
+        return (" Every ranking leaves the user's history out: no user repeats an item in this dataset's training"
+                " sequences, so a history item is never the target.")
+    if not left:
+        return " Rankings include the user's history items."
+    return f" The user's history is left out of the rankings of {', '.join(left)}, not of {', '.join(kept)}."
+
+
 def _protocol_notes(task: str, recs: list[dict], all_records: list[dict]) -> list[str]:
     seeds = sorted({r["seed"] for r in recs})
     notes = [f"Test split; mean ± sample std over seeds ({', '.join(map(str, seeds))}; per row in 'seeds'); "
@@ -138,7 +152,7 @@ def _protocol_notes(task: str, recs: list[dict], all_records: list[dict]) -> lis
         protocol += (f" With feature hint: the record's feature word is in the input "
                      f"({', '.join(sorted(t.hint_prompts))}, "
                      f"{', '.join(display_name(m) for m in sorted(t.hint_models))}).")
-    notes.append(protocol)
+    notes.append(protocol + _history_note(t, recs))
     dec = _decoding_note(task, recs)
     if dec:
         notes.append(dec)

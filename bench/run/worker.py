@@ -254,6 +254,7 @@ def _record(run: dict, variant: str | None, test, eval_s: float) -> dict:
         "device": device,
         "indexing": data.indexing,
         "candidates": get_task(task).candidates,
+        "history_excluded": data.history_excluded if get_task(task).ranks_all_items else None,
         "config": config_dict(cfg),
         "dataset_defaults": spec.get("dataset_defaults") or None,
         "visual_features": visual_features_used(cfg, data),
