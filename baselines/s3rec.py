@@ -17,7 +17,7 @@ Two stages, both inside ``fit``:
    early-stopped by the shared loop.
 
 Pre-training losses are summed over positions and attributes as in the authors' code (and
-divided by the batch size). Ranking is over all items, history included.
+divided by the batch size). Ranking is over all items (less the history: RankQuery.exclude).
 """
 
 from __future__ import annotations

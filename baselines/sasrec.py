@@ -6,7 +6,7 @@ The original recipe: every training sequence is seen once per epoch with a next-
 at every position (a causal Transformer), not every prefix as a separate sample (RecBole's
 way, ~30x slower per epoch for the same data). The loss is cross-entropy over all items by
 default (stronger than the paper's one-negative BCE, which is kept as ``loss=bce``); ranking
-is over all items, history items included.
+is over all items (less the user's history on data without repeats: RankQuery.exclude).
 """
 
 from __future__ import annotations

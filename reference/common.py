@@ -1,8 +1,9 @@
 """What both sides of a cross-check share: the dataset, running one of our models through its
 own fit/rank code, and the test metrics, always from `bench.evaluate` (the benchmark's one
 evaluator, metrics from `bench.metrics`), so both sides are judged by the same code on the same
-queries: sequential = leave-one-out, full ranking over every item (history items included, as
-the benchmark does); direct = the dataset's stored 100-candidate lists.
+queries: sequential = leave-one-out, full ranking over every item, history items included as
+RecBole's sequential evaluator does (run_reference.py turns the benchmark's history exclusion
+off); direct = the dataset's stored 100-candidate lists.
 """
 
 from __future__ import annotations

@@ -95,7 +95,8 @@ def write_report(record: dict, path: Path) -> None:
         "histories and targets are checked against ours user by user. Cornac gets exactly our training pairs.",
         "- Test queries and metrics: the same for both sides, through the benchmark's evaluator "
         "(`bench.evaluate` / `bench.metrics`): sequential = full ranking over every item for each of the "
-        f"{ds['users']} users (history items included, as the benchmark ranks); direct = the dataset's stored "
+        f"{ds['users']} users (history items included, as RecBole's sequential evaluator ranks; the benchmark's "
+        "own runs leave them out); direct = the dataset's stored "
         "100-candidate test lists. A reference model's scores are ranked by `bench.model.rank_by_scores`, the "
         "code our scoring models use (ties to the lower item id).",
         "- Training: sequential pairs early-stop on validation NDCG@10 (full ranking) with patience "

@@ -142,3 +142,20 @@ def test_a_reused_training_shows_the_peak_and_side_by_side_count_of_the_job_that
     memory = row.cells[table.columns.index("peak_memory_mb")]
     assert memory.mean == pytest.approx((1300 + 400) / 2)  # seed 2's trainer is not among the records: kept
     assert any("2 run(s) side by side" in n for n in table.notes)
+
+
+def test_the_sequential_note_says_whether_each_rows_rankings_left_the_history_out():
+    def note(flags):
+        recs = []
+        for model, flag in flags.items():
+            rec = fake_record(model, "sequential", 1, strength=0.2)
+            if flag is not None:
+                rec["history_excluded"] = flag
+            recs.append(rec)
+        return " ".join(build_tables(recs, "fake")[0].notes)
+
+    assert "Every ranking leaves the user's history out" in note({"pop": True, "sasrec": True})
+    assert "Rankings include the user's history items" in note({"pop": False, "sasrec": None})  # None: older records
+    assert "left out of the rankings of Pop, not of SASRec" in note({"pop": True, "sasrec": None})
+    direct = build_tables([fake_record("pop", "direct", 1, strength=0.2)], "fake")[0].notes
+    assert not any("history" in n for n in direct)  # candidates are never history items
