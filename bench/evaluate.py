@@ -62,11 +62,11 @@ def evaluate_ranker(model, data: BenchData, task: str, split: str, variant: str 
     for q, lst in zip(queries, ranked, strict=True):
         lst = [int(i) for i in lst]
         if q.candidates is not None:
-            allowed = set(q.candidates.tolist()).__contains__
-        else:  # an excluded item (the history, `RankQuery.exclude`) counts as invalid, like an unknown id
+            valid = set(q.candidates.tolist())
+            keep = [i for i in lst if i in valid]
+        else:  # an excluded item (the history, `RankQuery.exclude`) is invalid, like an unknown id
             banned = set() if q.exclude is None else set(q.exclude.tolist())
-            allowed = lambda i, banned=banned: 0 <= i < data.n_items and i not in banned  # noqa: E731
-        keep = [i for i in lst if allowed(i)]
+            keep = [i for i in lst if 0 <= i < data.n_items and i not in banned]
         n_invalid += len(lst) - len(keep)
         n_total += len(lst)
         cleaned.append(keep[:TOP_K])
