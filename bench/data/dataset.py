@@ -272,8 +272,8 @@ class BenchData:
     def history_excluded(self) -> bool:
         """Whether rankings against all items leave out the user's history: when no user's training
         sequence repeats an item (P5's Amazon releases and `synthetic`), a history item is never the
-        next one, and every model, generative or not, spends top-10 places on the items it was just
-        shown (SASRec a third of them on `synthetic`, seed 1). Decided from the training part only."""
+        next one, yet models, generative or not, give top-10 places to the items they were just shown
+        (README, Protocol). Decided from the training part only."""
         return all(len(np.unique(s)) == len(s) for s in self.train_sequences())
 
     def rank_queries(self, task: str, split: str) -> list[RankQuery]:
