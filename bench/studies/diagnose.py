@@ -96,8 +96,8 @@ def diagnose(model, data, task: str, variant: str | None, lists: dict, pop: np.n
 
 
 def trained(name: str, plan, data, task: str, seed: int):
-    """-> (model, its first evaluation prompt or None), trained as a `bench run` job would (VIP5/P5:
-    their cached multitask training is reused)."""
+    """-> (model, its evaluation prompts, e.g. ["B-5", "B-8"], or [None]), trained as a `bench run` job
+    would (VIP5/P5: their cached multitask training is reused)."""
     from bench.evaluate import evaluate
     from bench.model import variants_of
     from bench.registry import get_model
@@ -108,12 +108,12 @@ def trained(name: str, plan, data, task: str, seed: int):
     seed_everything(seed)
     cfg = job_config(plan, task, name)
     model = get_model(name).cls(cfg, data, task=task, device=resolve_device(plan.device), seed=seed)
-    variant = variants_of(model, task)[0]
+    variants = variants_of(model, task)
     limit = getattr(cfg, "val_queries", None)  # generative models validate on a fixed subset, as in bench run
-    log = FitLog(lambda: evaluate(model, data, task, "val", variant, limit=limit).metrics, get_task(task).monitor,
-                 name=name)
+    log = FitLog(lambda: evaluate(model, data, task, "val", variants[0], limit=limit).metrics,
+                 get_task(task).monitor, name=name)
     model.fit(log)
-    return model, variant
+    return model, variants
 
 
 def run_diagnose(*, task: str, dataset: str, models: list[str], seed: int, sets: dict[str, str], device: str,
@@ -140,10 +140,13 @@ def run_diagnose(*, task: str, dataset: str, models: list[str], seed: int, sets:
     labels = truth(world, data) if world is not None else None
     probes = [["co-occurrence (SVD of the training interactions)", *probe_row(cooccurrence_vectors(data), labels)],
               ["chance (the most common class)", *(chance(labels[label]) for _, label, _ in PROBED)]] if labels else []
-    for name in models:
-        model, variant = trained(name, plan, data, task, seed)
-        label = name + (f" ({variant})" if variant else "")
-        rows.append([label, *_cells(diagnose(model, data, task, variant, lists, pop, keep))])
+    # pop is the reference row already; each prompt of a prompted model gets its own row (B-5 names
+    # the user by name, B-8 by id: they can differ, and that says how the model knows the user)
+    for name in [m for m in models if m != "pop"]:
+        model, variants = trained(name, plan, data, task, seed)
+        for variant in variants:
+            label = name + (f" ({variant})" if variant else "")
+            rows.append([label, *_cells(diagnose(model, data, task, variant, lists, pop, keep))])
         if labels and has_hook(model, "id_embeddings"):
             probes.insert(-1, [name, *probe_row(model.id_embeddings(), labels)])
     headers = ["model", "test HR@10", "test AUC", "pop agreement (rho)", "own training item HR@10",

@@ -44,15 +44,37 @@ def test_candidate_lists_swap_the_target_for_a_training_item_in_place(tiny):
 
 def test_cli_prints_pop_and_each_model(tiny_root, tmp_path, capsys):
     page = tmp_path / "diagnose.md"
-    assert main(["diagnose", "--dataset", "tiny", "--models", "bpr_mf", "--set", "threads=1",
+    assert main(["diagnose", "--dataset", "tiny", "--models", "pop,bpr_mf", "--set", "threads=1",
                  "--data-root", str(tiny_root), "--out", str(page), "--users", "30"]) == 0
     out = capsys.readouterr().out
     assert page.read_text() in out and ", 30 of " in out
     first = out.split("Hidden-taste probe")[0]  # the ranking table (the probe's follows)
     rows = [ln for ln in first.splitlines() if ln.startswith("| pop ") or ln.startswith("| bpr_mf ")]
-    assert len(rows) == 2 and "| 1.000 " in rows[0], "pop agrees with itself"
+    assert len(rows) == 2 and "| 1.000 " in rows[0], "pop agrees with itself, in one row however named"
     cells = [c.strip() for c in rows[1].strip("|").split("|")]
     assert all(0.0 <= float(c) <= 1.0 for c in cells[1:3] + cells[4:])
+
+
+def test_each_evaluation_prompt_gets_its_own_row(tiny_root, monkeypatch):
+    """A prompted model is scored with every evaluation prompt (B-5 names the user, B-8 gives the id)."""
+    from bench.data import load_dataset
+    from bench.studies import diagnose as diag
+
+    seen = []
+
+    class ByPop:  # orders every list by training popularity, whatever the prompt
+        def rank(self, queries, k, variant=None):
+            seen.append(variant)
+            return diag.pop_order(np.array([q.candidates for q in queries]), pop)
+
+    data = load_dataset("tiny", tiny_root)
+    pop = np.bincount(np.concatenate(data.train_sequences()), minlength=data.n_items).astype(float)
+    monkeypatch.setattr(diag, "trained", lambda *a, **k: (ByPop(), ["B-5", "B-8"]))
+    page = diag.run_diagnose(task="direct", dataset="tiny", models=["p5"], seed=1, sets={}, device="cpu",
+                             data_root=str(tiny_root), users=20)
+    rows = {ln.split("|")[1].strip(): ln for ln in page.split("Hidden-taste")[0].splitlines() if ln.startswith("| ")}
+    assert set(seen) == {"B-5", "B-8"} and {"p5 (B-5)", "p5 (B-8)"} <= set(rows)
+    assert "| 1.000 " in rows["p5 (B-5)"] and "| 1.000 " in rows["p5 (B-8)"], "popularity's own order"
 
 
 def test_cli_refuses_a_task_without_candidates(tiny_root, capsys):
@@ -88,7 +110,7 @@ def test_hidden_world_comes_back_from_the_manifest_only_for_generated_data(tiny)
 
 
 def test_cli_probes_the_learned_vectors_on_generated_data(tiny_root, capsys):
-    assert main(["diagnose", "--dataset", "tiny", "--models", "bpr_mf", "--set", "threads=1",
+    assert main(["diagnose", "--dataset", "tiny", "--models", "pop,bpr_mf", "--set", "threads=1",
                  "--data-root", str(tiny_root)]) == 0
     out = capsys.readouterr().out
     assert "Hidden-taste probe" in out
