@@ -59,7 +59,7 @@ class GenerativeRecommender(TrainingCheckpoint):
         if self.k:
             data.require("features", self.name)
             self.feats = torch.from_numpy(data.features(cfg.visual_encoder)).to(device)  # [n_items, f]
-        self.render = PromptRenderer(data, self.k, cfg.max_history)
+        self.render = PromptRenderer(data, self.k, cfg.max_history, user_desc=cfg.user_desc)
         self.train_tasks = [task] if cfg.train_tasks == "task" else list(data.tasks)
         self.rng = np.random.default_rng(seed)
         self.review_of = {(r.user, r.item): r for r in data.reviews}
@@ -95,7 +95,7 @@ class GenerativeRecommender(TrainingCheckpoint):
         # a text-only corpus of every task's prompts, independent of the run seed and of
         # image_tokens, so that P5 and VIP5 on one dataset share one cached tokenizer
         rng = np.random.default_rng(0)
-        text = PromptRenderer(self.data, 0, self.cfg.max_history)
+        text = PromptRenderer(self.data, 0, self.cfg.max_history, user_desc=self.cfg.user_desc)
         users = rng.permutation(self.data.n_users)[:3000]
         corpus = [s for p in self._samples(rng, text, list(self.data.tasks), users) for s in (p.text, p.target)]
         corpus += [it.title for it in self.data.items if it.title]

@@ -189,10 +189,12 @@ class Prompt:
 class PromptRenderer:
     """Fills templates for one dataset: item tokens are ``str(id + 1)`` (P5 numbers from 1)."""
 
-    def __init__(self, data, image_tokens: int, max_history: int = 20, max_title_words: int = 12):
+    def __init__(self, data, image_tokens: int, max_history: int = 20, max_title_words: int = 12,
+                 user_desc: str = "name"):
         self.data = data
         self.k = image_tokens
         self.max_history = max_history
+        self.by_name = user_desc == "name"  # {user_desc}: the user's name (official) or "user_12"
         self.max_title_words = max_title_words
 
     def item(self, i: int) -> str:
@@ -234,7 +236,7 @@ class PromptRenderer:
         return f"{self.item(i)} {self._photo()}"
 
     def _user_desc(self, u: int) -> str:
-        name = self.data.users[u].name.strip()
+        name = self.data.users[u].name.strip() if self.by_name else ""
         return name if name else self.user(u)
 
     def _title(self, i: int) -> str:

@@ -36,8 +36,8 @@ from bench.tasks import get_task
 DECODING_KEYS = frozenset({"beams", "constrained", "scoring", "eval_batch_size"})
 BACKBONE_MODEL = "p5"  # the registered model VIP5 is built on (looked up, not imported: models/vip5.py imports this)
 # keys VIP5 hands on to the P5 model it is built on (the rest of that P5 config is P5's own defaults)
-BACKBONE_KEYS = ("backbone_size", "vocab_size", "max_history", "max_input_len", "max_target_len", "batch_size",
-                 "dropout", "seq_samples_per_user", "direct_samples_per_user", "expl_samples_per_review",
+BACKBONE_KEYS = ("backbone_size", "vocab_size", "max_history", "user_desc", "max_input_len", "max_target_len",
+                 "batch_size", "dropout", "seq_samples_per_user", "direct_samples_per_user", "expl_samples_per_review",
                  "train_candidates", "val_queries", "amp")
 MODELS_DIR = Path(__file__).resolve().parent
 

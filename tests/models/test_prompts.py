@@ -43,3 +43,13 @@ def test_explanation_prompts_use_the_record(tiny):
     assert p.image_items == (rev.item,)
     assert r.target_text("C-7", review=rev) == f"{int(round(rev.rating))} , {rev.explanation}"
     assert r.parse_item(r.item(9)) == 9 and r.parse_item("no") is None and r.parse_item("0") is None
+
+
+def test_user_desc_is_the_name_by_default_and_the_id_on_request(tiny):
+    by_name, by_id = PromptRenderer(tiny, 0), PromptRenderer(tiny, 0, user_desc="id")
+    u = next(i for i, user in enumerate(tiny.users) if user.name.strip())
+    name = tiny.users[u].name.strip()
+    for pid in ("B-5", "A-4"):
+        assert name in by_name.render(pid, user=u, candidates=[0, 1], history=[0], target="1").text
+        text = by_id.render(pid, user=u, candidates=[0, 1], history=[0], target="1").text
+        assert name not in text and f"user_{u + 1} " in text
