@@ -48,7 +48,7 @@ class VIP5Config:
     # how a template's {user_desc} names the user (B-5, B-6, B-3, A-4..A-6, A-8, A-9): by name, as the official
     # code (user_id2name), or "user_12" like the other templates. Names split into pieces shared between users
     # and are learned far more slowly than the id (results/long-budget/README.md: B-5 HR@10 0.265 by name vs
-    # 0.473 by id, P5 seed 1 at 9,960 steps); a dataset without names always gets the id.
+    # 0.483 by id, P5 seed 1 at 9,960 steps); a dataset without names always gets the id.
     user_desc: Literal["name", "id"] = "name"
     max_input_len: int = 1024
     max_target_len: int = 64
